@@ -1,0 +1,36 @@
+"""Autoregressive Lab: train and sample autoregressive models live.  Run:  streamlit run app.py"""
+from pathlib import Path
+
+import streamlit as st
+
+from pages import ui
+
+st.set_page_config(page_title="Autoregressive Lab", page_icon="🧪", layout="wide")
+
+HERE = Path(__file__).parent
+# (file, title, icon); a question's page appears once its file exists
+PAGES = {
+    "Lab": [("pages/home.py", "Home", "🏠"), ("pages/data_sets.py", "Data sets", "🗂️"), ("pages/runs.py", "Runs", "📋")],
+    "Questions": [
+        ("pages/q1_1d.py", "Q1 · 1-D data", "📊"),
+        ("pages/q2_pixelcnn.py", "Q2 · PixelCNN", "🧱"),
+        ("pages/q3_transformer.py", "Q3 · iGPT + KV cache", "⚡"),
+        ("pages/q4_vq.py", "Q4 · VQ tokens", "🧩"),
+        ("pages/q5_poetry.py", "Q5 · Poetry", "✒️"),
+        ("pages/q6_multimodal.py", "Q6 · Text + image", "🖼️"),
+    ],
+}
+nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for f, t, i in items if (HERE / f).exists()]
+       for section, items in PAGES.items()}
+page = st.navigation(nav)
+
+with st.sidebar:
+    from core.device import describe
+
+    st.markdown(f"**Device:** {describe(ui.device())}")
+    counts = ui.store().queue_summary()
+    st.markdown(f"**Queue:** {counts['running']} running · {counts['queued']} queued · "
+                f"{counts['done']} done · {counts['failed']} failed")
+    st.caption(f"{ui.store().max_concurrent} run(s) at a time; runs live in `{ui.store().root.name}/` and survive reloads.")
+
+page.run()

@@ -1,0 +1,82 @@
+"""Train a checkpoint for `pretrained/` with the project's own code, and record it in the manifest.
+
+    python -m core.pretrain NAME QUESTION DATASET [--preset homework] [--set key=value ...] [--device auto]
+
+It runs the question exactly as a background run would (same worker, same events), then copies the run's
+checkpoint to pretrained/NAME.safetensors and writes NAME's manifest entry (config, data set, preset, budget,
+final test loss on the full test set, wall time, device).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import checkpoints
+from .runs import RunSpec, RunStore
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def pretrain(name: str, question: str, dataset: str, preset: str = "homework", overrides: dict | None = None,
+             device: str = "auto", seed: int = 0, out_dir: Path = checkpoints.PRETRAINED,
+             runs_root: Path | None = None) -> dict:
+    from . import questions
+    from .device import describe, pick_device
+    from .worker import main as run_worker
+
+    q = questions.get(question)
+    hp = {**q.preset(preset), **(overrides or {})}
+    store = RunStore(runs_root or Path(os.environ.get("ARLAB_RUNS_DIR") or "runs"), max_concurrent=1)
+    rid = store.submit(RunSpec(question, dataset, hp, seed=seed, device=device, preset=preset, label=name), start=False)
+    run_dir = store.root / rid
+    t0 = time.time()
+    code = run_worker(str(run_dir))
+    status = store.status(rid)
+    if code != 0 or status.get("state") != "done":
+        raise RuntimeError(f"{name}: run {rid} ended {status.get('state')}: {status.get('reason')}")
+    result = status.get("result") or {}
+    src = run_dir / "model.safetensors"
+    _, config, _ = checkpoints.read_checkpoint(src)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, out_dir / f"{name}.safetensors")
+    entry = {"name": name, "question": question, "dataset": dataset, "preset": preset,
+             "file": f"{name}.safetensors", "config": config, "hparams": store.spec(rid).hparams, "seed": seed,
+             "test_loss": result.get("test_loss"), "epochs": hp.get("epochs"),
+             "train_seconds": round(time.time() - t0, 1), "device": describe(pick_device(device)),
+             "created": time.strftime("%Y-%m-%d"),
+             **{k: v for k, v in result.items() if k in ("metrics", "unit", "test_metrics")}}
+    checkpoints.add_to_manifest(entry, out_dir / "manifest.json")
+    return entry
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("question")
+    ap.add_argument("dataset")
+    ap.add_argument("--preset", default="homework")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(checkpoints.PRETRAINED))
+    args = ap.parse_args(argv)
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    entry = pretrain(args.name, args.question, args.dataset, args.preset,
+                     {k: parse_value(v) for k, v in overrides.items()}, args.device, args.seed, Path(args.out))
+    print(json.dumps(entry, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The one training loop every question uses.
+
+It records the training loss of every minibatch and the test loss on the whole test set once before training
+and after every epoch (so `epochs + 1` values), all in nats/dim; it emits events, honours a cancel request
+between minibatches, and stops with a clear error on a non-finite loss.
+
+    loss_fn(model, batch) -> loss            # mean nats/dim over the batch, a scalar tensor
+                          -> (loss, weight)  # or with the number of items it averages over (for ragged data)
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+
+class RunCancelled(Exception):
+    """Raised between minibatches when the run was asked to stop."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"          # adam | adamw | sgd
+    weight_decay: float = 0.0
+    grad_clip: float | None = None   # max gradient norm; None = off
+    warmup_steps: int = 0            # linear warm-up from 0 to lr
+    schedule: str = "constant"       # constant | cosine (cosine decays to 0 over all steps after warm-up)
+    seed: int = 0
+    device: str = "cpu"
+    eval_batch_size: int | None = None  # defaults to 2 x batch_size
+
+
+@dataclass
+class TrainResult:
+    train_losses: list[float] = field(default_factory=list)  # one per minibatch
+    test_losses: list[float] = field(default_factory=list)   # epochs + 1
+    steps_per_epoch: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self):
+        return asdict(self)
+
+
+class NullContext:
+    """Stands in for a run context when training in-process (notebook functions, scripts, tests)."""
+
+    def emit(self, type, **fields):
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _n(data) -> int:
+    return len(data[0] if isinstance(data, (tuple, list)) else data)
+
+
+def _take(data, idx, device):
+    if isinstance(data, (tuple, list)):
+        return type(data)(d[idx].to(device, non_blocking=True) for d in data)
+    return data[idx].to(device, non_blocking=True)
+
+
+def _split_loss(out):
+    if isinstance(out, tuple):
+        return out[0], float(out[1])
+    return out, None
+
+
+def evaluate(model, loss_fn, data, batch_size: int, device: str = "cpu") -> float:
+    """Mean loss over the whole data set, weighted by batch size (or by the weight loss_fn returns)."""
+    was_training = model.training
+    model.eval()
+    total, weight = 0.0, 0.0
+    n = _n(data)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(start + batch_size, n))
+            loss, w = _split_loss(loss_fn(model, _take(data, idx, device)))
+            w = len(idx) if w is None else w
+            total += loss.item() * w
+            weight += w
+    model.train(was_training)
+    return total / max(weight, 1e-12)
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r} (use adam, adamw or sgd)")
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier on the base learning rate at `step` (0-based): linear warm-up, then constant or cosine."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        span = max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
+    return 1.0
+
+
+def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=None) -> TrainResult:
+    """Train `model` with minibatches of `train` (a tensor or tuple of tensors, first dim = examples).
+
+    on_epoch_end(epoch, model) is called after each epoch's test loss (e.g. to draw preview samples).
+    Emits events: train {step, epoch, loss, lr}, test {epoch, loss}, epoch {epoch, seconds}.
+    """
+    ctx = ctx or NullContext()
+    seed_everything(cfg.seed)
+    device = cfg.device
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    n = _n(train)
+    if n == 0:
+        raise ValueError("the training set is empty")
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    total = steps_per_epoch * cfg.epochs
+    eval_bs = cfg.eval_batch_size or 2 * bs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total, cfg.warmup_steps, cfg.schedule))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    res = TrainResult(steps_per_epoch=steps_per_epoch)
+    t0 = time.time()
+
+    ctx.emit("start", steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, n_train=n, n_test=_n(test))
+    res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device))
+    ctx.emit("test", epoch=0, loss=res.test_losses[-1])
+    step = 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        te = time.time()
+        for start in range(0, n, bs):
+            if ctx.cancelled():
+                raise RunCancelled(f"cancelled at step {step} (epoch {epoch})")
+            batch = _take(train, perm[start:start + bs], device)
+            loss, _ = _split_loss(loss_fn(model, batch))
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"the loss became {loss.item()} at step {step + 1} (epoch {epoch}); "
+                                    f"try a lower learning rate or gradient clipping")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            res.train_losses.append(loss.item())
+            ctx.emit("train", step=step, epoch=step / steps_per_epoch, loss=res.train_losses[-1],
+                     lr=opt.param_groups[0]["lr"])
+        res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device))
+        ctx.emit("test", epoch=epoch, loss=res.test_losses[-1])
+        ctx.emit("epoch", epoch=epoch, seconds=time.time() - te)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
+    res.seconds = time.time() - t0
+    return res

@@ -1,0 +1,129 @@
+"""Figures shared by the pages and the report: loss curves, image grids, 1-D distributions.
+
+Everything returns plain objects (plotly figures, numpy RGB arrays) so pages and the report can use them
+and tests can inspect them without a browser.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _go():
+    """plotly, imported on first use, so training-only machines need not have it."""
+    import plotly.graph_objects as go
+
+    return go
+
+TRAIN_COLOR = "#1f77b4"
+TEST_COLOR = "#ff7f0e"
+# a few distinct colours for overlaying several models or runs
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
+# ----------------------------------------------------------------------------- loss curves
+def downsample(xs, ys, max_points: int = 2000):
+    """Keep long curves light: average consecutive points into at most `max_points` buckets."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    n = len(xs)
+    if n <= max_points:
+        return xs, ys
+    k = math.ceil(n / max_points)
+    m = (n // k) * k
+    xd = xs[:m].reshape(-1, k).mean(1)
+    yd = ys[:m].reshape(-1, k).mean(1)
+    if m < n:  # keep the tail so the curve reaches the last step
+        xd = np.append(xd, xs[m:].mean())
+        yd = np.append(yd, ys[m:].mean())
+    return xd, yd
+
+
+def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, title: str = "",
+               unit: str = "nats/dim", max_points: int = 2000, name_prefix: str = "",
+               colors=(TRAIN_COLOR, TEST_COLOR), fig=None):
+    """Train loss of every minibatch and test loss per epoch, both on an epoch axis.
+
+    train_losses: per-minibatch losses; test_losses: epochs+1 values (before training, after each epoch).
+    steps_per_epoch: minibatches per epoch; inferred from the two lengths when not given.
+    """
+    go = _go()
+    train_losses = np.asarray(train_losses, dtype=float)
+    test_losses = np.asarray(test_losses, dtype=float)
+    epochs_done = max(len(test_losses) - 1, 0)
+    if steps_per_epoch is None:
+        steps_per_epoch = len(train_losses) / epochs_done if epochs_done else max(len(train_losses), 1)
+    fig = fig or go.Figure()
+    if len(train_losses):
+        x = (np.arange(len(train_losses)) + 1) / steps_per_epoch
+        x, y = downsample(x, train_losses, max_points)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name_prefix}train", line=dict(color=colors[0], width=1.5)))
+    if len(test_losses):
+        fig.add_trace(go.Scatter(x=np.arange(len(test_losses)), y=test_losses, mode="lines+markers",
+                                 name=f"{name_prefix}test", line=dict(color=colors[1], width=2.5)))
+    fig.update_layout(title=title or None, xaxis_title="epoch", yaxis_title=f"loss ({unit})",
+                      height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    return fig
+
+
+# ----------------------------------------------------------------------------- 1-D distributions
+def distribution_plot(data, d: int, models: dict[str, np.ndarray] | None = None, title: str = ""):
+    """Histogram of the data (as probabilities over d bins) with each model's distribution drawn over it."""
+    go = _go()
+    counts = np.bincount(np.asarray(data, dtype=int), minlength=d)[:d]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=np.arange(d), y=counts / max(counts.sum(), 1), name="data (train)",
+                         marker_color="rgba(31,119,180,0.45)"))
+    for i, (name, probs) in enumerate((models or {}).items()):
+        fig.add_trace(go.Scatter(x=np.arange(d), y=np.asarray(probs), mode="lines+markers" if d <= 30 else "lines",
+                                 name=name, line=dict(color=PALETTE[(i + 1) % len(PALETTE)], width=2.5)))
+    fig.update_layout(title=title or None, xaxis_title="x", yaxis_title="probability", bargap=0.05,
+                      height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    return fig
+
+
+# ----------------------------------------------------------------------------- image grids
+def to_rgb(images, levels: int | None = None) -> np.ndarray:
+    """Integer images (N,H,W,C) with C in {1,3} -> uint8 RGB (N,H,W,3) in 0..255.
+
+    levels: number of values per channel (2 for binary, 4 for 2-bit colour); inferred from the max if None.
+    Binary images are drawn as stored (0 black, 1 white), like the course's figures.
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:  # (N,H,W) -> (N,H,W,1)
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N,H,W,1|3), got {x.shape}")
+    if np.issubdtype(x.dtype, np.floating):
+        x = np.nan_to_num(x)
+    if levels is None:
+        levels = 2 if x.max(initial=0) <= 1 else 4
+    y = np.clip(np.asarray(x, dtype=np.float32) / (levels - 1), 0, 1)
+    y = (y * 255).round().astype(np.uint8)
+    if y.shape[-1] == 1:
+        y = np.repeat(y, 3, axis=-1)
+    return y
+
+
+def image_grid(images, ncols: int = 10, levels: int | None = None, pad: int = 1, scale: int = 1,
+               pad_value: int = 128) -> np.ndarray:
+    """Tile integer images (N,H,W,C) into one uint8 RGB array, `ncols` per row, with a thin grey border."""
+    rgb = to_rgb(images, levels)
+    n, h, w, _ = rgb.shape
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), pad_value, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = rgb[i]
+    if scale > 1:
+        grid = grid.repeat(scale, 0).repeat(scale, 1)
+    return grid
+
+
+def save_png(array: np.ndarray, path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)

@@ -1,0 +1,125 @@
+"""One run, in its own process:  python -m core.worker RUN_DIR
+
+Reads spec.json, runs the question through the shared training loop, appends events, and ends the run in
+exactly one of done / cancelled / failed (with the reason). Then it asks the queue to start the next run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .runs import RunSpec, RunStore, read_json, write_json_atomic
+from .train import NonFiniteLoss, RunCancelled
+
+
+def _jsonable(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+class RunContext:
+    """What a question's run() uses to talk to the outside: events, cancel, artifacts, the device."""
+
+    def __init__(self, run_dir: Path, device: str = "cpu"):
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self._events = open(self.run_dir / "events.jsonl", "a")
+        self._cancel = self.run_dir / "cancel"
+
+    def emit(self, type: str, **fields) -> None:
+        self._events.write(json.dumps({"type": type, "t": time.time(), **fields}, default=_jsonable) + "\n")
+        self._events.flush()
+
+    def cancelled(self) -> bool:
+        return self._cancel.exists()
+
+    def progress(self, frac: float, msg: str = "") -> None:
+        self.emit("progress", frac=float(frac), msg=msg)
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def save_images(self, name: str, images, ncols: int = 10, levels: int | None = None, **meta) -> str:
+        """Save integer images as `name.npy` and a grid `name.png`, and announce them as an artifact event."""
+        from .viz import image_grid, save_png
+
+        images = np.asarray(images)
+        np.save(self.run_dir / f"{name}.npy", images)
+        save_png(image_grid(images, ncols=ncols, levels=levels), self.run_dir / f"{name}.png")
+        self.emit("artifact", kind="images", name=name, png=f"{name}.png", npy=f"{name}.npy", **meta)
+        return name
+
+    def save_json(self, name: str, obj, **meta) -> str:
+        write_json_atomic(self.run_dir / f"{name}.json", json.loads(json.dumps(obj, default=_jsonable)))
+        self.emit("artifact", kind="json", name=name, file=f"{name}.json", **meta)
+        return name
+
+    def save_checkpoint(self, model, config: dict, name: str = "model", **meta) -> str:
+        from .checkpoints import save_checkpoint
+
+        save_checkpoint(self.run_dir / f"{name}.safetensors", model, config, meta)
+        self.emit("artifact", kind="checkpoint", name=name, file=f"{name}.safetensors")
+        return name
+
+    def close(self):
+        self._events.close()
+
+
+def main(run_dir: str) -> int:
+    run_dir = Path(run_dir).resolve()
+    store = RunStore(run_dir.parent)
+    run_id = run_dir.name
+    ctx = None
+    try:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("ARLAB_THREADS", "0")) or torch.get_num_threads())
+        from . import questions
+        from .device import pick_device
+
+        spec = RunSpec.from_dict(read_json(run_dir / "spec.json")).validated()
+        device = pick_device(spec.device)
+        store.set_status(run_id, state="running", pid=os.getpid(), device=device)
+        ctx = RunContext(run_dir, device)
+        ctx.emit("log", msg=f"worker {os.getpid()} on {device} with {torch.get_num_threads()} threads")
+        result = questions.get(spec.question).run(spec, ctx) or {}
+        ctx.emit("result", **result)
+        store.set_status(run_id, state="done", ended=time.time(), result=json.loads(json.dumps(result, default=_jsonable)))
+        return 0
+    except RunCancelled as e:
+        if ctx:
+            ctx.emit("log", msg=str(e))
+        store.set_status(run_id, state="cancelled", reason=str(e), ended=time.time())
+        return 0
+    except BaseException as e:  # noqa: BLE001 - every failure must end the run with its reason
+        traceback.print_exc()
+        reason = str(e) if isinstance(e, NonFiniteLoss) else f"{type(e).__name__}: {e}"
+        try:
+            store.set_status(run_id, state="failed", reason=reason, ended=time.time())
+        except Exception:
+            traceback.print_exc()
+        return 1
+    finally:
+        if ctx:
+            ctx.close()
+        try:
+            store.pump()  # start the next queued run, even when no page is open
+        except Exception:
+            traceback.print_exc()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m core.worker RUN_DIR")
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set-up and entry points for Autoregressive Lab on a fresh machine.
+#   bash lab.sh app    create .venv, install, fetch the data it can, start the app on http://localhost:8501
+#   bash lab.sh test   create .venv, install (+ test tools, Chromium if it can), fetch data, run the tests
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+
+install() {  # $1 = requirements file; reinstalls only when the file changed
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  local stamp=".venv/.installed-$(basename "$1")"
+  if [ ! -f "$stamp" ] || ! cmp -s "$1" "$stamp"; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -r "$1"
+    cp "$1" "$stamp"
+  fi
+}
+
+fetch() {  # every data set it can get; a failure is reported, and the app still runs on what it has
+  .venv/bin/python -m core.data fetch || echo "lab.sh: some data sets could not be fetched (see above); the rest work."
+}
+
+case "${1:-app}" in
+  app)
+    install requirements.txt
+    fetch
+    exec .venv/bin/python -m streamlit run app.py --server.address "${ARLAB_ADDRESS:-127.0.0.1}" \
+      --server.port "${ARLAB_PORT:-8501}" --server.headless true --browser.gatherUsageStats false
+    ;;
+  test)
+    install requirements-dev.txt
+    if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "lab.sh: could not install Chromium; the browser test will be skipped"
+    fi
+    fetch
+    shift || true
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  *) echo "usage: bash lab.sh [app|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,36 @@
+"""Home: what the lab is, the questions and their status, the device and the queue."""
+import streamlit as st
+
+from core import checkpoints
+from core.device import describe
+from pages import ui
+from pages.questions_index import QUESTIONS
+
+st.title("🧪 Autoregressive Lab")
+st.markdown(
+    "Autoregressive models write data one piece at a time, each piece conditioned on everything before it: "
+    "p(x) = Π p(xᵢ | x₍<ᵢ₎). This lab walks through a graduate homework on them, question by question — "
+    "histograms and mixtures of logistics, PixelCNN, a transformer on pixels with a KV cache, a transformer "
+    "over VQ-VAE tokens, a character-level poet. On every page you can **train a model live** (in the background; "
+    "the page keeps working), watch the loss fall in **nats per dimension**, draw samples, and compare with the "
+    "course's reference numbers. Losses are averaged negative log-likelihoods: lower is better; "
+    "bits = nats / ln 2.")
+
+c1, c2 = st.columns(2)
+c1.metric("Device", describe(ui.device()))
+counts = ui.store().queue_summary()
+c2.metric("Runs", f"{counts['running']} running · {counts['queued']} queued", f"{counts['done']} done", delta_color="off")
+
+st.subheader("The questions")
+shipped = checkpoints.manifest()
+rows = []
+for q in QUESTIONS:
+    runs = [r for r in ui.store().list() if r["spec"].get("question", "").startswith(q["key"])]
+    done = [r for r in runs if r["status"].get("state") == "done"]
+    rows.append({"question": q["title"], "what you do": q["what"],
+                 "reference (set 1)": q["reference"],
+                 "page": "ready" if q["page_exists"] else "coming",
+                 "pretrained": sum(e["question"].startswith(q["key"]) for e in shipped),
+                 "your runs (done)": f"{len(runs)} ({len(done)})"})
+st.dataframe(rows, hide_index=True, width="stretch")
+st.caption("Pages on the left. Every run is recorded under `runs/` — the Runs page lists, compares, cancels and deletes them.")

@@ -1,0 +1,66 @@
+"""The real app in headless Chromium: open Q1, press Train, see the live curve appear."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(runs_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (bash lab.sh test installs it as root)")
+    pytest.importorskip("playwright")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env={**os.environ, "ARLAB_RUNS_DIR": str(runs_dir)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the app did not answer /_stcore/health within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_q1_train_shows_a_live_curve(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.goto(server, wait_until="networkidle")
+        page.get_by_role("link", name="Q1 · 1-D data").click(timeout=60_000)
+        page.get_by_role("button", name="Train Histogram").click(timeout=60_000)
+        page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=90_000)
+        page.get_by_text("test loss:").first.wait_for(timeout=90_000)
+        shot = os.environ.get("ARLAB_SCREENSHOT") or str(tmp_path / "q1.png")
+        page.screenshot(path=shot, full_page=True)
+        browser.close()
+    assert Path(shot).stat().st_size > 10_000
