@@ -72,10 +72,20 @@ def _n(data) -> int:
     return len(data[0] if isinstance(data, (tuple, list)) else data)
 
 
+def _to(data, device):
+    if isinstance(data, (tuple, list)):
+        return type(data)(d.to(device) for d in data)
+    return data.to(device)
+
+
 def _take(data, idx, device):
     if isinstance(data, (tuple, list)):
         return type(data)(d[idx].to(device, non_blocking=True) for d in data)
     return data[idx].to(device, non_blocking=True)
+
+
+def _device_of(data):
+    return (data[0] if isinstance(data, (tuple, list)) else data).device
 
 
 def _split_loss(out):
@@ -92,7 +102,7 @@ def evaluate(model, loss_fn, data, batch_size: int, device: str = "cpu") -> floa
     n = _n(data)
     with torch.no_grad():
         for start in range(0, n, batch_size):
-            idx = torch.arange(start, min(start + batch_size, n))
+            idx = torch.arange(start, min(start + batch_size, n), device=_device_of(data))
             loss, w = _split_loss(loss_fn(model, _take(data, idx, device)))
             w = len(idx) if w is None else w
             total += loss.item() * w
@@ -133,6 +143,8 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     device = cfg.device
     model.to(device)
     opt = make_optimizer(model, cfg)
+    if device != "cpu":  # the data sets are small: keep them on the accelerator, not one copy per step
+        train, test = _to(train, device), _to(test, device)
     n = _n(train)
     if n == 0:
         raise ValueError("the training set is empty")
@@ -152,7 +164,7 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(_device_of(train))
         te = time.time()
         for start in range(0, n, bs):
             if ctx.cancelled():
