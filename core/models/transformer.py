@@ -178,10 +178,11 @@ def lm_loss(logits, targets, ignore_index: int = -100):
 
 # ----------------------------------------------------------------------------- sampling
 def gumbel_noise(steps: int, n: int, vocab: int, generator=None, device=None):
-    """The random numbers a sampling run uses: (steps, n, vocab) Gumbel(0, 1) noise, drawn in one go.
+    """The random numbers a sampling run uses: (steps, n, vocab) Gumbel(0, 1) noise, drawn in one go on the
+    generator's device (so a CPU generator gives the same samples on any device), then moved to `device`.
     argmax(logits / temperature + noise) is a draw from softmax(logits / temperature)."""
-    u = torch.rand((steps, n, vocab), generator=generator, device=device)
-    return -torch.log(-torch.log(u))
+    u = torch.rand((steps, n, vocab), generator=generator, device=generator.device if generator else None)
+    return (-torch.log(-torch.log(u))).to(device)
 
 
 @torch.inference_mode()
@@ -245,7 +246,7 @@ def sample(model: Transformer, n: int, length: int, prefix=None, use_cache: bool
         if noise is None:
             tokens[:, t] = logits.argmax(-1)
         else:
-            tokens[:, t] = (logits / temperature + noise[s]).argmax(-1)
+            tokens[:, t] = ((logits if temperature == 1 else logits / temperature) + noise[s]).argmax(-1)
         sync()
         times.append(time.perf_counter() - start)
         if step_callback is not None:
