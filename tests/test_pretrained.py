@@ -1,0 +1,73 @@
+"""The shipped checkpoints: every file is in the manifest, verified by hash, and loads into its model."""
+import shutil
+
+import pytest
+import torch
+
+from core import checkpoints
+from core.checkpoints import CheckpointError, load_into, load_pretrained
+
+
+def build(entry, config):
+    q = entry["question"]
+    if q in ("q2a", "q2b"):
+        from core.questions.q2 import build_from_config
+    elif q in ("q3a", "q3b"):
+        from core.questions.q3 import build_from_config
+    elif q == "q4b":
+        from core.questions.q4 import build_from_config
+    elif q == "q5":
+        from core.questions.q5 import build_from_config
+    elif q == "q4a":
+        from core.models.vqvae import VQVAE, VQVAEConfig
+
+        return VQVAE(VQVAEConfig(**config))
+    else:
+        raise AssertionError(f"no builder for {q}")
+    return build_from_config(config)
+
+
+ENTRIES = checkpoints.manifest()
+
+
+def test_every_file_has_one_manifest_entry():
+    files = sorted(p.name for p in checkpoints.PRETRAINED.glob("*.safetensors"))
+    names = sorted(e["file"] for e in ENTRIES)
+    assert files == names
+    for e in ENTRIES:
+        for key in ("name", "question", "dataset", "preset", "file", "config", "test_loss", "epochs",
+                    "train_seconds", "device", "created", "sha256"):
+            assert key in e, (e["name"], key)
+
+
+@pytest.mark.parametrize("name", [e["name"] for e in ENTRIES])
+def test_each_checkpoint_loads_into_its_model(name):
+    state, config, entry = load_pretrained(name)
+    model = load_into(build(entry, config), state, name)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_a_corrupt_checkpoint_is_refused(tmp_path):
+    entry = ENTRIES[0]
+    bad = tmp_path / "pretrained"
+    bad.mkdir()
+    data = (checkpoints.PRETRAINED / entry["file"]).read_bytes()
+    (bad / entry["file"]).write_bytes(data[: len(data) // 2])           # a truncated download
+    shutil.copy(checkpoints.MANIFEST, bad / "manifest.json")
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_pretrained(entry["name"], bad / "manifest.json")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        checkpoints.read_checkpoint(bad / entry["file"])              # no hash given: the parse fails clearly
+
+
+def test_shipped_pixelcnn_reproduces_its_test_loss_on_a_subset():
+    from core import data
+    from core.models.pixelcnn import loss
+
+    state, config, entry = load_pretrained("q2a-shapes")
+    model = load_into(build(entry, config), state).eval()
+    _, test = data.load("shapes")
+    with torch.no_grad():
+        sub = torch.as_tensor(test[:1000]).long()
+        got = sum(loss(model, sub[i:i + 250]).item() for i in range(0, 1000, 250)) / 4
+    assert abs(got - entry["test_loss"]) < 0.25 * entry["test_loss"]   # a 1000-image subset of 4,491
