@@ -25,3 +25,24 @@ def q1_a(train_data, test_data, d, dset_id):
 def q1_b(train_data, test_data, d, dset_id):
     """Discretized mixture of 4 logistics: same returns as q1_a."""
     return _train_1d("q1b", train_data, test_data, d, dset_id)
+
+
+def q4_a(images, vqvae):
+    """Reconstructions (B,H,W,C) uint8 in 0..3: vqvae.decode(vqvae.quantize(images)), rounded and clipped."""
+    from .questions.q4 import check_images, to_images
+
+    return to_images(vqvae.decode(vqvae.quantize(check_images(images))))
+
+
+def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
+    """Transformer on <bos> + 49 VQ tokens of `vqvae`: (train losses per minibatch, test losses (epochs+1) in
+    nats/token, 100 samples (100,H,W,C) uint8 decoded by vqvae)."""
+    from .questions.q4 import N_FINAL, sample_images
+
+    if tuple(image_shape) != (28, 28, 3):
+        raise ValueError(f"Q4 works on 28x28x3 images; got image_shape {tuple(image_shape)}")
+    q = get("q4b")
+    hp = {k: v for k, v in q.preset("homework").items() if k != "tokenizer"}
+    model, res, _ = q.train(train_data, test_data, hp, vqvae, seed=0, device=pick_device())
+    samples, _ = sample_images(model, vqvae, N_FINAL, seed=0, temperature=hp["temperature"])
+    return np.array(res.train_losses), np.array(res.test_losses), samples

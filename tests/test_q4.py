@@ -1,0 +1,257 @@
+"""Q4: the tokenizer question (q4a), the token transformer (q4b), tokenizer lookup, the codebook lab, notebook calls."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core import checkpoints, homework
+from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig
+from core.questions import get
+from core.questions import q4
+from core.questions.base import InvalidHyperparameters
+
+K = 64
+TINY_A = {"model_size": "small", "n_embeddings": K, "embedding_dim": 16, "epochs": 2, "batch_size": 32,
+          "lr": 3e-3, "data_fraction": 1.0, "ema": True}
+TINY_B = {"d_model": 32, "heads": 2, "layers": 1, "epochs": 3, "batch_size": 32, "lr": 3e-3, "warmup_steps": 10,
+          "samples_per_epoch": 0}
+
+
+@pytest.fixture(scope="module")
+def images():
+    from core import data
+
+    train, test = data.load("mnist-colored")
+    return train[:3000], test[:300]
+
+
+@pytest.fixture(scope="module")
+def trained(images):
+    """A small tokenizer fitted for 2 short epochs (a few seconds on 2 cores)."""
+    train, test = images
+    model, res, history = get("q4a").train(train, test, TINY_A, seed=0)
+    return {"model": model, "tok": VQTokenizer(model), "res": res, "history": history}
+
+
+@pytest.fixture
+def no_pretrained(monkeypatch, tmp_path):
+    """No shipped checkpoints, whatever pretrained/ holds."""
+    monkeypatch.setattr(checkpoints, "find", lambda **kw: [])
+
+
+def fake_run(root, model, question="q4a", dataset="mnist-colored", state="done", rid="20260101-000000-q4a-abc123"):
+    """A run folder as a finished (or not) worker leaves it, holding `model`'s checkpoint."""
+    d = root / rid
+    d.mkdir(parents=True)
+    (d / "spec.json").write_text(json.dumps({"question": question, "dataset": dataset,
+                                             "hparams": {"n_embeddings": K}}))
+    (d / "status.json").write_text(json.dumps({"state": state, "result": {"test_mse": 0.5}}))
+    from dataclasses import asdict
+
+    checkpoints.save_checkpoint(d / "model.safetensors", model, asdict(model.config))
+    return rid
+
+
+# ----------------------------------------------------------------------------------------------- presets and input
+@pytest.mark.parametrize("dataset", q4.DATASETS)
+def test_presets_validate(dataset, runs_dir, trained, no_pretrained):
+    for preset in ("homework", "quick"):
+        get("q4a").validate(get("q4a").preset(preset), dataset)
+    rid = fake_run(runs_dir, trained["model"], dataset=dataset)
+    for preset in ("homework", "quick"):
+        hp = get("q4b").validate({**get("q4b").preset(preset), "tokenizer": rid}, dataset)
+        assert hp["tokenizer"] == rid
+    assert get("q4b").preset("homework")["layers"] == 4 and get("q4b").preset("homework")["epochs"] == 30
+    assert get("q4a").preset("homework")["n_embeddings"] == 1024
+
+
+def test_missing_tokenizer_gives_a_clear_message(runs_dir, trained, no_pretrained):
+    q = get("q4b")
+    with pytest.raises(InvalidHyperparameters) as e:
+        q.validate(q.preset("quick"), "mnist-v2")
+    assert "no pretrained tokenizer shipped for mnist-v2 yet" in e.value.errors["tokenizer"]
+    assert "Tokenizer tab" in e.value.errors["tokenizer"]
+    bad = {
+        "nope": "neither",
+        fake_run(runs_dir, trained["model"], state="running", rid="r-running"): "running, not finished",
+        fake_run(runs_dir, trained["model"], question="q1a", rid="r-q1"): "not a tokenizer",
+        fake_run(runs_dir, trained["model"], dataset="mnist-v2", rid="r-v2"): "trained on mnist-v2",
+    }
+    for source, msg in bad.items():
+        with pytest.raises(InvalidHyperparameters) as e:
+            q.validate({**q.preset("quick"), "tokenizer": source}, "mnist-colored")
+        assert msg in e.value.errors["tokenizer"], (source, e.value.errors)
+    with pytest.raises(InvalidHyperparameters) as e:
+        q.validate({**q.preset("quick"), "d_model": 30, "heads": 4, "tokenizer": "r-v2"}, "mnist-v2")
+    assert "heads" in e.value.errors and "tokenizer" not in e.value.errors
+
+
+def test_out_of_range_fields_are_refused():
+    with pytest.raises(InvalidHyperparameters) as e:
+        get("q4a").validate({"n_embeddings": 1, "model_size": "huge", "data_fraction": 0}, "mnist-colored")
+    assert {"n_embeddings", "model_size", "data_fraction"} <= set(e.value.errors)
+    with pytest.raises(InvalidHyperparameters) as e:
+        get("q4a").validate({"n_embeddings": 5000}, "mnist-colored")
+    assert "between 2 and 4096" in e.value.errors["n_embeddings"]
+    with pytest.raises(InvalidHyperparameters) as e:
+        get("q4a").validate({}, "mnist")
+    assert "dataset" in e.value.errors
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (np.zeros((4, 20, 20, 3), np.uint8), r"shape \(N, 28, 28, 3\)"),
+    (np.zeros((4, 28, 28), np.uint8), r"shape \(N, 28, 28, 3\)"),
+    (np.full((4, 28, 28, 3), 255, np.uint8), r"0\.\.3"),
+    (np.full((4, 28, 28, 3), -1.0), r"0\.\.3"),
+    (np.full((4, 28, 28, 3), 1.5), "whole numbers"),
+    (np.zeros((0, 28, 28, 3), np.uint8), "empty"),
+])
+def test_wrong_images_give_clear_errors(bad, msg, trained):
+    with pytest.raises(ValueError, match=msg):
+        q4.check_images(bad)
+    with pytest.raises(ValueError, match=msg):
+        homework.q4_a(bad, trained["tok"])
+    with pytest.raises(ValueError, match=msg):
+        get("q4a").train(bad, bad, TINY_A)
+
+
+# ----------------------------------------------------------------------------------------------- training
+def test_short_tokenizer_run_lowers_the_reconstruction_error(trained):
+    h = trained["history"]
+    assert [m["epoch"] for m in h] == [0, 1, 2]   # test metrics before training and after each epoch
+    assert h[-1]["recon"] < 0.6 * h[0]["recon"], h
+    assert h[-1]["usage"] > 4                      # more than a handful of codes in use on the test images
+    assert len(trained["res"].test_losses) == 3 and trained["res"].test_losses[-1] < trained["res"].test_losses[0]
+
+
+def test_short_token_transformer_run_beats_ln_k(images, trained):
+    train, test = images
+    model, res, info = get("q4b").train(train, test, TINY_B, trained["tok"], seed=0)
+    assert info["vocab_size"] == K + 1
+    assert res.test_losses[0] == pytest.approx(math.log(K + 1), abs=0.3)  # an untrained model is near uniform
+    assert res.test_losses[-1] < math.log(K) - 0.5, res.test_losses
+    imgs, toks = q4.sample_images(model, trained["tok"], 6, seed=1)
+    assert imgs.shape == (6, 28, 28, 3) and imgs.dtype == np.uint8 and imgs.max() <= 3
+    assert toks.shape == (6, 7, 7) and toks.max() < K  # never <bos> (id K)
+
+
+def test_tokenizer_checkpoint_roundtrip_through_a_run_folder(runs_dir, trained, images, no_pretrained):
+    rid = fake_run(runs_dir, trained["model"])
+    tok = q4.load_tokenizer_checkpoint(rid, dataset="mnist-colored")
+    x = images[1][:8]
+    assert np.array_equal(tok.quantize(x), trained["tok"].quantize(x))
+    assert q4.available_tokenizers("mnist-colored", runs_dir)[0][0] == rid
+    assert q4.available_tokenizers("mnist-v2", runs_dir) == []
+
+
+# ----------------------------------------------------------------------------------------------- the codebook lab
+def test_lab_shrinks_switches_off_and_perturbs(trained, images):
+    tok, x = trained["tok"], images[1][:100]
+    z = tok.encode(x)
+    for method in q4.LAB_METHODS:
+        small = q4.lab_tokenizer(tok, z, 4, method)
+        assert len(np.unique(small.quantize_latents(z).numpy())) <= 4
+    top = np.argsort(-q4.lab_usage(tok, z))[:3]
+    edited = q4.lab_tokenizer(tok, z, None, off=top)
+    assert not np.isin(edited.quantize_latents(z).numpy(), top).any()
+    assert torch.equal(tok.codebook, trained["model"].quantizer.codebook.weight)  # the original is untouched
+    noisy = q4.lab_tokenizer(tok, z, None, scale=2.0, seed=0)
+    assert q4.lab_error(noisy, x, z)["mse"] > q4.lab_error(tok, x, z)["mse"]
+    rows = q4.lab_curve(tok, z, x, z, [1, 4, K], "kmeans")
+    assert [r["bits"] for r in rows] == [0, 98, 49 * 6]
+    assert rows[0]["mse"] > rows[-1]["mse"]
+    pic = q4.token_picture(tok.quantize_latents(z[:2]).numpy(), K)
+    assert pic.shape == (2, 28, 28, 3) and pic.dtype == np.uint8
+
+
+@pytest.mark.parametrize("k", [0, K + 1, 2.5])
+def test_lab_refuses_bad_k(trained, images, k):
+    z = trained["tok"].encode(images[1][:10])
+    with pytest.raises(ValueError, match="K must lie in 1.."):
+        q4.lab_tokenizer(trained["tok"], z, k)
+    with pytest.raises(ValueError, match=f"K must lie in 1..{K - 2}"):
+        q4.lab_tokenizer(trained["tok"], z, K - 1, off=[0, 1])
+    with pytest.raises(ValueError, match="method"):
+        q4.lab_tokenizer(trained["tok"], z, 2, method="random")
+
+
+# ----------------------------------------------------------------------------------------------- notebook calls
+def test_notebook_functions_return_what_the_notebook_plots(trained, images):
+    train, test = images
+    rec = homework.q4_a(test[:5], trained["tok"])
+    assert rec.shape == (5, 28, 28, 3) and rec.min() >= 0 and rec.max() <= 3
+    # the homework preset (4 layers, 30 epochs) on a tiny set: one minibatch per epoch
+    tr_losses, te_losses, samples = homework.q4_b(train[:64], test[:32], (28, 28, 3), 1, trained["tok"])
+    assert len(te_losses) == 31 and len(tr_losses) == 30
+    assert samples.shape == (100, 28, 28, 3) and samples.max() <= 3
+    with pytest.raises(ValueError, match="28x28x3"):
+        homework.q4_b(train[:8], test[:8], (20, 20, 3), 1, trained["tok"])
+
+
+# ----------------------------------------------------------------------------------------------- the worker path
+@pytest.mark.slow
+def test_both_questions_run_end_to_end_through_the_worker(runs_dir):
+    from core.runs import RunSpec, RunStore
+    from core.worker import main as run_worker
+
+    store = RunStore(runs_dir, max_concurrent=1)
+    a = store.submit(RunSpec("q4a", "mnist-colored", {**TINY_A, "data_fraction": 0.05, "epochs": 1}), start=False)
+    assert run_worker(str(runs_dir / a)) == 0
+    res = store.status(a)["result"]
+    assert res["unit"] == "mse" and res["test_loss"] == res["test_mse"] < res["start_mse"]
+    assert (runs_dir / a / "reconstructions.png").exists() and (runs_dir / a / "recon_epoch1.png").exists()
+    b = store.submit(RunSpec("q4b", "mnist-colored", {**TINY_B, "tokenizer": a, "data_fraction": 0.05,
+                                                      "samples_per_epoch": 4}), start=False)
+    assert run_worker(str(runs_dir / b)) == 0
+    res = store.status(b)["result"]
+    assert res["test_loss"] < res["metrics"]["start_loss"] and res["unit"] == "nats/token"
+    assert np.load(runs_dir / b / "samples.npy").shape == (100, 28, 28, 3)
+    assert np.load(runs_dir / b / "tokens_test.npy").shape == (10000, 49)
+    model, config = q4.load_transformer_checkpoint(b, runs_root=runs_dir)
+    assert config["tokenizer"] == f"run:{a}" and model.config.vocab_size == K + 1
+
+
+# ----------------------------------------------------------------------------------------------- the page
+def _page():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(q4.Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/q4_vq.py")
+    return at.run()
+
+
+def test_page_says_when_there_is_no_tokenizer(runs_dir, no_pretrained):
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [i.value for i in at.info if "No tokenizer for mnist-colored yet" in i.value]
+    assert len(notes) == 2 and "Tokenizer** tab" in notes[0]   # the lab and the transformer tab
+
+
+def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained):
+    fake_run(runs_dir, trained["model"])
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    metric = lambda label: next(m.value for m in at.metric if m.label == label)
+    assert metric("codes in use") == f"{K} / {K}"
+    full_mse = float(metric("test MSE"))
+    next(s for s in at.select_slider if s.label == "codebook size K").set_value(4)
+    at.radio(key="q4:lab:method").set_value("kmeans")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert metric("codes in use") == f"4 / {K}" and metric("bits per image") == "98"
+    assert float(metric("test MSE")) > full_mse
+    assert any(c.label.startswith("tokenizer") for c in at.selectbox)  # the q4b form offers the finished run
+
+
+def test_tokenizer_tab_launches_a_run(runs_dir, no_pretrained):
+    from core.runs import RunStore
+
+    at = _page()
+    next(b for b in at.button if b.label == "Train VQ-VAE tokenizer").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    runs = RunStore(runs_dir).list()
+    assert len(runs) == 1 and runs[0]["spec"]["question"] == "q4a"
+    RunStore(runs_dir).cancel(runs[0]["id"])  # it was started in the background: stop it
