@@ -27,6 +27,15 @@ def q1_b(train_data, test_data, d, dset_id):
     return _train_1d("q1b", train_data, test_data, d, dset_id)
 
 
+def q5_a(train_text, test_text):
+    """Character-level poet: (train losses per minibatch, test losses (epochs+1) in nats/char,
+    5 unconditional samples of up to 128 characters, cut at <eos>). Texts: lists of poems (or one str)."""
+    q = get("q5")
+    hp = q.preset("homework")
+    model, tok, res, _ = q.train(train_text, test_text, hp, seed=0, device=pick_device())
+    return np.array(res.train_losses), np.array(res.test_losses), q.final_samples(model, tok, hp)
+
+
 def q4_a(images, vqvae):
     """Reconstructions (B,H,W,C) uint8 in 0..3: vqvae.decode(vqvae.quantize(images)), rounded and clipped."""
     from .questions.q4 import check_images, to_images

@@ -9,6 +9,7 @@ REGISTRY: dict[str, str] = {
     "q1b": "core.questions.q1:MIXTURE",
     "q4a": "core.questions.q4:TOKENIZER",
     "q4b": "core.questions.q4:TOKEN_TRANSFORMER",
+    "q5": "core.questions.q5:POETRY",
 }
 
 

@@ -1,0 +1,146 @@
+"""Q5 — a character-level transformer that writes poems: train it live, watch it learn to spell, then prompt it."""
+import html
+import math
+
+import streamlit as st
+
+from core import checkpoints, data
+from core.questions import get
+from core.questions.q5 import build_from_config, generate, prepare_prompt, tokenizer_from_config
+from pages import ui
+
+q = get("q5")
+STUDENTS = (1.60, 2.13)  # final test losses students reached on the original set (nats/char)
+
+st.title("✒️ Q5 · A character-level poet")
+st.markdown(
+    "The same causal transformer as Q3, but its tokens are **characters**. The vocabulary is every distinct "
+    "character of the training poems plus two special tokens: every poem is written as "
+    "`<bos>` poem `<eos>`, so the model learns where a poem starts and when to stop.\n\n"
+    "- **Training:** every poem is cut into windows of 128 tokens (its first window starts with `<bos>`); at every "
+    "position the model predicts the next character from the ones before it (the causal mask hides the future).\n"
+    "- **Loss:** the mean negative log-likelihood per character on the 10 test poems, in **nats/char**. "
+    "A model that knows nothing guesses uniformly: ln(vocabulary) ≈ 4.4 nats. Students reached "
+    f"{STUDENTS[0]:.2f}–{STUDENTS[1]:.2f}.\n"
+    "- **Writing:** start from `<bos>` (or from your own line), draw one character at a time, feed it back, and "
+    "stop at `<eos>`. Watch the samples below each epoch: first random letters, then words and line breaks, "
+    "then something with the shape of verse.")
+
+try:
+    train, test = data.load("poetry")
+except Exception as e:  # not fetched yet: say how to get it
+    st.error(f"The poetry set is not available: {e}")
+    st.stop()
+chars = sorted(set("".join(train)))
+st.caption(f"{len(train)} training poems ({sum(map(len, train)):,} characters) and {len(test)} test poems · "
+           f"{len(chars)} distinct characters + <bos> + <eos> = {len(chars) + 2} tokens · "
+           f"uniform guess ln({len(chars) + 2}) = {math.log(len(chars) + 2):.2f} nats/char.")
+with st.expander("Read a training poem"):
+    st.code(train[0], language=None, wrap_lines=True)
+
+
+def show_texts(texts, prompt: str = ""):
+    """Each sample in a box; the learner's prompt in bold, the model's continuation plain."""
+    for t in texts:
+        head, tail = (prompt, t[len(prompt):]) if prompt and t.startswith(prompt) else ("", t)
+        body = f"<b>{html.escape(head)}</b>{html.escape(tail)}" if head else html.escape(tail)
+        st.markdown(f"<div style='white-space:pre-wrap;font-family:Georgia,serif;border-left:3px solid #ccc;"
+                    f"padding:0.3em 0.8em;margin-bottom:0.6em'>{body or '<i>(an empty poem: &lt;eos&gt; at once)</i>'}"
+                    f"</div>", unsafe_allow_html=True)
+
+
+# ------------------------------------------------------------------------------------------------------- train
+st.subheader("Train")
+ui.train_panel(q, "poetry")
+run_id = ui.current_run(q, "poetry")
+
+
+def extra(view, status):
+    texts = [a for a in view.artifacts if a.get("kind") == "text"]
+    res = status.get("result")
+    if res:
+        lo, hi = STUDENTS
+        where = "inside" if lo <= res["test_loss"] <= hi else ("below" if res["test_loss"] < lo else "above")
+        c1, c2, c3 = st.columns(3)
+        c1.metric("final test loss", f"{res['test_loss']:.3f} nats/char", f"{where} the students' {lo}–{hi}",
+                  delta_color="off")
+        c2.metric("bits per character", f"{res['bits_per_dim']:.3f}")
+        c3.metric("training time", f"{res['seconds']:.0f} s")
+    if not texts:
+        if status.get("state") in ("queued", "running"):
+            st.caption("Samples appear here after every epoch.")
+        return
+    latest = texts[-1]
+    st.markdown(f"**{'The 5 final samples' if latest.get('final') else 'Samples after epoch ' + str(latest['epoch'])}**"
+                " (up to 128 characters, cut at <eos>)")
+    show_texts(latest["texts"])
+    if len(texts) > 1:
+        with st.expander("Samples from every epoch"):
+            for a in reversed(texts[:-1]):
+                st.markdown(f"*after epoch {a['epoch']}*")
+                show_texts(a["texts"])
+
+
+ui.run_monitor(run_id, extra=extra, unit="nats/char", key="q5")
+
+# ------------------------------------------------------------------------------------------------------- sample
+st.subheader("Write with a trained model")
+sources = {}  # label -> ("run", run_id) | ("pretrained", name)
+for r in ui.store().list(question="q5", dataset="poetry"):  # newest first
+    if r["status"].get("state") == "done" and (ui.store().root / r["id"] / "model.safetensors").exists():
+        sources[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f}"] = ("run", r["id"])
+for e in checkpoints.find(question="q5", dataset="poetry"):
+    sources[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f}"] = ("pretrained", e["name"])
+if not checkpoints.find(question="q5"):
+    st.caption("No pretrained Q5 checkpoint is shipped yet.")
+if not sources:
+    st.info("No trained model yet: train one above (the quick preset takes a couple of minutes on a CPU), "
+            "then come back here to write with it.")
+    st.stop()
+
+
+@st.cache_resource(max_entries=4)
+def load_model(kind: str, ref: str, stamp: float):
+    """(model, tokenizer, config) of a finished run or a pretrained checkpoint, on the CPU, in eval mode."""
+    if kind == "pretrained":
+        state, config, _ = checkpoints.load_pretrained(ref)
+    else:
+        state, config, _ = checkpoints.read_checkpoint(ui.store().dir(ref) / "model.safetensors")
+    model = checkpoints.load_into(build_from_config(config), state, ref)
+    return model.eval(), tokenizer_from_config(config), config
+
+
+label = st.selectbox("Model", list(sources), key="q5:source")
+kind, ref = sources[label]
+path = (ui.store().dir(ref) / "model.safetensors") if kind == "run" else None
+try:
+    model, tok, config = load_model(kind, ref, path.stat().st_mtime if path else 0.0)
+except checkpoints.CheckpointError as e:
+    st.error(f"Could not load that model: {e}")
+    st.stop()
+T = model.config.block_size
+
+with st.form("q5:sample"):
+    prompt = st.text_area("Your line (the model continues it; leave empty for a poem from scratch)", key="q5:prompt",
+                          placeholder="Shall I compare thee to a summer's day?", height=80)
+    c1, c2, c3, c4, c5 = st.columns(5)
+    temperature = c1.number_input("temperature", 0.0, 5.0, 0.8, 0.1, key="q5:temp",
+                                  help="divides the logits: < 1 safer and more repetitive, > 1 wilder; 0 = always "
+                                       "the most likely character")
+    top_k = c2.number_input("top-k (0 = off)", 0, tok.vocab_size, 0, 1, key="q5:topk",
+                            help="keep only the k most likely characters at each step")
+    length = c3.number_input("length", 1, 2000, 128, 8, key="q5:length",
+                             help=f"new characters at most (it stops at <eos>); past {T} the window slides")
+    n = c4.number_input("samples", 1, 20, 5, 1, key="q5:n")
+    seed = c5.number_input("seed", 0, 2**31 - 1, 0, 1, key="q5:seed")
+    go = st.form_submit_button("Write", type="primary", icon="✒️")
+
+if go:
+    with st.spinner(f"Writing {n} × up to {length} characters…"):
+        texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
+                                  top_k=int(top_k) or None, seed=int(seed))
+    for msg in notices:
+        st.warning(msg, icon="ℹ️")
+    show_texts(texts, tok.decode(prepare_prompt(tok, prompt, T)[0]))
+    st.caption(f"Context {T} tokens · vocabulary {tok.vocab_size} · temperature {temperature:g}"
+               f"{f' · top-k {top_k}' if top_k else ''}.")
