@@ -55,3 +55,23 @@ def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
     model, res, _ = q.train(train_data, test_data, hp, vqvae, seed=0, device=pick_device())
     samples, _ = sample_images(model, vqvae, N_FINAL, seed=0, temperature=hp["temperature"])
     return np.array(res.train_losses), np.array(res.test_losses), samples
+
+
+def _train_pixelcnn(key, train_data, test_data, image_shape, overrides):
+    q = get(key)
+    model, res = q.train(train_data, test_data, {**q.preset("homework"), **overrides}, seed=0,
+                         device=pick_device(), preview=0)
+    shape = tuple(image_shape)[:2] + (1 if key == "q2a" else 3,)
+    return np.array(res.train_losses), np.array(res.test_losses), q.final_samples(model, shape)
+
+
+def q2_a(train_data, test_data, image_shape, dset_id, **overrides):
+    """PixelCNN on binary images (N,H,W,1) in {0,1}: (train losses per minibatch, test losses (epochs+1),
+    100 samples (100,H,W,1) uint8). Keyword overrides change the homework preset (e.g. epochs=1)."""
+    return _train_pixelcnn("q2a", train_data, test_data, image_shape, overrides)
+
+
+def q2_b(train_data, test_data, image_shape, dset_id, **overrides):
+    """PixelCNN on colour images (N,H,W,3) in {0..3}, channels independent given earlier pixels: same returns
+    as q2_a, samples (100,H,W,3) uint8."""
+    return _train_pixelcnn("q2b", train_data, test_data, image_shape, overrides)

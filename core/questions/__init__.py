@@ -7,6 +7,8 @@ import importlib
 REGISTRY: dict[str, str] = {
     "q1a": "core.questions.q1:HISTOGRAM",
     "q1b": "core.questions.q1:MIXTURE",
+    "q2a": "core.questions.q2:BINARY",
+    "q2b": "core.questions.q2:COLOUR",
     "q4a": "core.questions.q4:TOKENIZER",
     "q4b": "core.questions.q4:TOKEN_TRANSFORMER",
     "q5": "core.questions.q5:POETRY",
