@@ -57,6 +57,64 @@ def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
     return np.array(res.train_losses), np.array(res.test_losses), samples
 
 
+
+def _q3_check_shape(data, image_shape):
+    shape = tuple(np.asarray(data).shape[1:])
+    if tuple(image_shape) not in (shape, shape[:2]):
+        raise ValueError(f"image_shape {tuple(image_shape)} does not match the data's images {shape}")
+    return shape
+
+
+def _q3_train(key, train_data, test_data, image_shape, hp=None):
+    """-> (model, config, TrainResult), trained with the homework preset (+ hp)."""
+    _q3_check_shape(train_data, image_shape)
+    q = get(key)
+    return q.train(train_data, test_data, {**q.preset("homework"), **(hp or {})}, seed=0, device=pick_device())
+
+
+def q3_a(train_data, test_data, image_shape, dset_id, hp=None):
+    """iGPT on binary images (N,H,W,1) in {0,1}: (train losses per minibatch, test losses (epochs+1) in nats/dim,
+    100 samples (100,H,W,1) uint8). `hp` overrides the homework preset."""
+    from .questions.q3 import N_FINAL, generate
+
+    model, config, res = _q3_train("q3a", train_data, test_data, image_shape, hp)
+    return np.array(res.train_losses), np.array(res.test_losses), generate(model, config, N_FINAL, seed=0)
+
+
+def q3_b(train_data, test_data, image_shape, dset_id, hp=None):
+    """iGPT on colour images (N,H,W,3) in {0..3}, one 64-value token per pixel: same returns as q3_a
+    (losses in nats per sub-pixel dimension = nats per token / 3)."""
+    from .questions.q3 import N_FINAL, generate
+
+    model, config, res = _q3_train("q3b", train_data, test_data, image_shape, hp)
+    return np.array(res.train_losses), np.array(res.test_losses), generate(model, config, N_FINAL, seed=0)
+
+
+def q3_c(train_data, test_data, image_shape, dset_id, hp=None, n_samples=100, use_pretrained=True):
+    """The KV-cache race on a colour model: (seconds of each of the H*W sampling steps without the cache, with
+    the cache, samples without (n,H,W,C) uint8, samples with). The model: the checkpoint shipped for the set
+    (dset_id 1 = coloured shapes, 2 = coloured MNIST) if present and `use_pretrained`, else trained here with
+    the homework preset (+ `hp`). No cache: ~10+ minutes for 100 coloured MNIST images on a CPU."""
+    from .checkpoints import CheckpointError
+    from .questions.q3 import PRETRAINED, compatibility, full_float32, load_model, race
+
+    shape = _q3_check_shape(train_data, image_shape)
+    model = None
+    if use_pretrained:
+        try:
+            model, config = load_model(f"pretrained:{PRETRAINED['shapes-colored' if dset_id == 1 else 'mnist-colored']}",
+                                       device=pick_device())
+            model = None if compatibility(config, shape) else model
+        except (CheckpointError, ValueError):  # none shipped yet: train one
+            model = None
+    if model is None:
+        model, config, _ = _q3_train("q3b" if shape[-1] == 3 else "q3a", train_data, test_data, image_shape, hp)
+    with full_float32():
+        out = race(model, config, n_samples, seed=0)
+    return (np.array(out["times_uncached"]), np.array(out["times_cached"]), out["samples_uncached"],
+            out["samples_cached"])
+
+
 def _train_pixelcnn(key, train_data, test_data, image_shape, overrides):
     q = get(key)
     model, res = q.train(train_data, test_data, {**q.preset("homework"), **overrides}, seed=0,

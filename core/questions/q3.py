@@ -1,0 +1,442 @@
+"""Q3 — iGPT: a causal transformer on pixels (a: binary, b: colour), and the KV-cache race (c).
+
+Tokens. A binary pixel is its value, 0 or 1, and <bos> is id 2 (vocabulary 3). A colour pixel (r, g, b), each
+channel in {0..3}, is ONE token r*16 + g*4 + b in 0..63, and <bos> is id 64 (vocabulary 65). An image becomes the
+sequence [<bos>, pixels in raster order], H*W + 1 tokens; the model's context (block_size) is H*W + 1, so that
+sampling from [<bos>] can write all H*W pixels. Samples never contain <bos> (its logit is set to -inf).
+
+Loss, in nats per dimension. The model predicts one token per pixel, so its cross-entropy is in nats per pixel.
+A binary pixel is one dimension. A colour pixel is three dimensions (r, g, b), and the course's numbers (e.g.
+0.0541 on coloured shapes) are per sub-pixel dimension, so for colour we report nats per token / 3 — the same
+unit as the PixelCNN of Q2b, where each channel is its own 4-way softmax. (Nats per pixel = 3 x that.)
+
+Models are found by a source string: "pretrained:NAME" (a checkpoint in pretrained/manifest.json) or "run:ID"
+(a finished run's model.safetensors). A checkpoint's config holds the TransformerConfig fields, the image shape
+and the colour flag; `build_from_config` rebuilds the model from it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.transformer import Transformer, TransformerConfig, sample
+from ..train import NullContext, RunCancelled, TrainConfig, fit
+from .base import Field, Question
+
+IMAGE_SHAPES = {"shapes": (20, 20, 1), "mnist": (28, 28, 1), "shapes-colored": (20, 20, 3),
+                "mnist-colored": (28, 28, 3)}
+BINARY_SETS, COLOUR_SETS = ("shapes", "mnist"), ("shapes-colored", "mnist-colored")
+# the checkpoints the lab ships (python -m core.pretrain NAME q3a|q3b DATASET); q3c races these by default
+PRETRAINED = {"shapes": "q3a-shapes", "mnist": "q3a-mnist", "shapes-colored": "q3b-shapes-colored",
+              "mnist-colored": "q3b-mnist-colored"}
+REFERENCE = {"shapes": 0.0397, "shapes-colored": 0.0541}  # the course's final test losses (nats/dim)
+N_FINAL = 100
+CHUNK = 16  # the race emits its step times every CHUNK steps (or every 2 s)
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+def vocab(channels: int) -> tuple[int, int]:
+    """-> (vocabulary size, <bos> id): binary 3 and 2, colour 65 and 64."""
+    if channels not in (1, 3):
+        raise ValueError(f"images must have 1 (binary) or 3 (colour) channels, got {channels}")
+    return (3, 2) if channels == 1 else (65, 64)
+
+
+def pixel_tokens(images) -> torch.Tensor:
+    """uint8 images (N,H,W,C) -> pixel tokens (N, H*W) in raster order (no <bos>)."""
+    x = torch.as_tensor(np.asarray(images)).long()
+    if x.dim() != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N,H,W,1|3), got {tuple(x.shape)}")
+    levels = 2 if x.shape[-1] == 1 else 4
+    if x.numel() and (x.min() < 0 or x.max() >= levels):
+        raise ValueError(f"pixel values must lie in 0..{levels - 1} for {x.shape[-1]}-channel images")
+    if x.shape[-1] == 3:
+        x = x[..., 0:1] * 16 + x[..., 1:2] * 4 + x[..., 2:3]
+    return x.reshape(x.shape[0], -1)
+
+
+def encode(images) -> torch.Tensor:
+    """uint8 images (N,H,W,C) -> sequences (N, H*W + 1) uint8: [<bos>, pixels in raster order]."""
+    tok = pixel_tokens(images)
+    bos = vocab(np.asarray(images).shape[-1])[1]
+    return torch.cat([torch.full((tok.shape[0], 1), bos), tok], 1).to(torch.uint8)
+
+
+def decode(pixel_toks, image_shape) -> np.ndarray:
+    """Pixel tokens (N, H*W) (without <bos>) -> uint8 images (N,H,W,C)."""
+    H, W, C = image_shape
+    t = torch.as_tensor(pixel_toks).long().cpu().reshape(-1, H, W)
+    if C == 1:
+        return t.unsqueeze(-1).numpy().astype(np.uint8)
+    return torch.stack([t // 16, t // 4 % 4, t % 4], -1).numpy().astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------- models
+def model_config(image_shape, hp: dict, question: str = "", dataset: str = "") -> dict:
+    """What a checkpoint stores to rebuild its model: TransformerConfig fields + image shape + colour flag."""
+    H, W, C = map(int, image_shape)
+    v, bos = vocab(C)
+    return {"question": question, "dataset": dataset, "image_shape": [H, W, C], "colour": C == 3, "bos": bos,
+            "vocab_size": v, "block_size": H * W + 1, "d_model": int(hp["d_model"]), "n_heads": int(hp["heads"]),
+            "n_layers": int(hp["layers"])}
+
+
+def build_from_config(config: dict) -> Transformer:
+    """A checkpoint's config -> the Transformer (fresh weights) it was saved from."""
+    return Transformer(TransformerConfig(**{k: int(config[k]) for k in
+                                            ("vocab_size", "block_size", "d_model", "n_heads", "n_layers")}))
+
+
+def compatibility(config: dict, image_shape) -> list[str]:
+    """Why a checkpoint cannot model images of `image_shape` (H,W,C); empty if it can."""
+    H, W, C = image_shape
+    v, _ = vocab(C)
+    kind = "binary pixels + <bos>" if C == 1 else "64 colours + <bos>"
+    problems = []
+    if int(config.get("vocab_size", -1)) != v:
+        problems.append(f"the checkpoint's vocabulary has {config.get('vocab_size')} tokens, but {H}x{W}x{C} "
+                        f"images need {v} ({kind}): it was trained on another kind of data")
+    if int(config.get("block_size", 0)) < H * W + 1:
+        problems.append(f"the checkpoint's context ({config.get('block_size')} tokens) is shorter than an image "
+                        f"of {H}x{W} = {H * W} pixels + <bos>")
+    elif list(config.get("image_shape", [H, W, C]))[:2] != [H, W]:
+        problems.append(f"the checkpoint was trained on {config['image_shape'][0]}x{config['image_shape'][1]} "
+                        f"images, not {H}x{W}")
+    return problems
+
+
+def _runs_root(runs_root=None) -> Path:
+    from ..runs import default_root
+
+    return Path(runs_root) if runs_root else default_root()
+
+
+def source_config(source: str, runs_root=None) -> dict:
+    """The config of a model source ("pretrained:NAME" | "run:ID") without loading its weights."""
+    from .. import checkpoints
+
+    kind, _, name = source.partition(":")
+    if kind == "pretrained":
+        entries = checkpoints.find(name=name)
+        if not entries:
+            raise checkpoints.CheckpointError(f"no pretrained checkpoint named {name!r} is shipped yet")
+        return entries[0]["config"]
+    if kind == "run":
+        path = _runs_root(runs_root) / name / "model.safetensors"
+        if not path.exists():
+            raise checkpoints.CheckpointError(f"run {name!r} has no saved model (not finished, or deleted)")
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("config", "{}"))
+    raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
+
+
+def load_model(source: str, runs_root=None, device: str = "cpu") -> tuple[Transformer, dict]:
+    """("pretrained:NAME" | "run:ID") -> (model in eval mode on `device`, its config)."""
+    from .. import checkpoints
+
+    kind, _, name = source.partition(":")
+    if kind == "pretrained":
+        state, config, _ = checkpoints.load_pretrained(name)
+    elif kind == "run":
+        state, config, _ = checkpoints.read_checkpoint(_runs_root(runs_root) / name / "model.safetensors")
+    else:
+        raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
+    model = checkpoints.load_into(build_from_config(config), state, source)
+    return model.to(device).eval(), config
+
+
+def model_choices(dataset: str, questions=("q3a", "q3b"), runs_root=None) -> list[tuple[str, str]]:
+    """(source, label) of every model for `dataset`: shipped checkpoints first, then finished runs, newest first."""
+    from .. import checkpoints
+    from ..runs import read_json
+
+    out = [(f"pretrained:{e['name']}", f"pretrained · {e['name']} · test {e.get('test_loss') or float('nan'):.4f}")
+           for e in checkpoints.find(dataset=dataset) if e["question"] in questions]
+    root = _runs_root(runs_root)
+    if root.exists():
+        for d in sorted((p for p in root.iterdir() if (p / "model.safetensors").exists()), reverse=True):
+            spec, st = read_json(d / "spec.json", {}), read_json(d / "status.json", {})
+            if spec.get("question") in questions and spec.get("dataset") == dataset and st.get("state") == "done":
+                loss = (st.get("result") or {}).get("test_loss")
+                out.append((f"run:{d.name}", f"run {d.name} ({spec.get('preset') or 'custom'})"
+                            + (f" · test {loss:.4f}" if loss is not None else "")))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- sampling
+def _no_bos(bos: int):
+    def hook(step, tokens, logits):
+        logits = logits.clone()
+        logits[:, bos] = float("-inf")  # <bos> only ever starts a sequence
+        return logits
+    return hook
+
+
+def _generator(model, seed: int):
+    return torch.Generator(device=next(model.parameters()).device).manual_seed(int(seed))
+
+
+def generate(model, config: dict, n: int, seed: int = 0, use_cache: bool = True, temperature: float = 1.0,
+             step_callback=None, return_times: bool = False):
+    """n unconditional samples -> uint8 images (n,H,W,C) (and the seconds of every step, with return_times)."""
+    H, W, C = config["image_shape"]
+    out = sample(model, n, H * W, prefix=[config["bos"]], use_cache=use_cache, generator=_generator(model, seed),
+                 temperature=temperature, logits_hook=_no_bos(config["bos"]), step_callback=step_callback,
+                 return_times=return_times)
+    toks, times = out if return_times else (out, None)
+    images = decode(toks[:, 1:], (H, W, C))
+    return (images, times) if return_times else images
+
+
+def complete(model, config: dict, images, keep_rows: int | None = None, seed: int = 0) -> np.ndarray:
+    """Keep the top `keep_rows` rows (default: half) of each image and sample the rest -> (N,H,W,C) uint8."""
+    images = np.asarray(images)
+    H, W, C = config["image_shape"]
+    if images.shape[1:] != (H, W, C):
+        raise ValueError(f"the model draws {H}x{W}x{C} images, got {images.shape[1:]}")
+    keep = H // 2 if keep_rows is None else int(keep_rows)
+    if not 0 <= keep < H:
+        raise ValueError(f"keep_rows must be in 0..{H - 1}")
+    prefix = encode(images).long()[:, : 1 + keep * W]  # <bos> + the kept rows
+    toks = sample(model, len(images), (H - keep) * W, prefix=prefix.to(next(model.parameters()).device),
+                  generator=_generator(model, seed), logits_hook=_no_bos(config["bos"]))
+    return decode(toks[:, 1:], (H, W, C))
+
+
+@torch.no_grad()
+def attention_maps(model, config: dict, image, pixel: int) -> dict:
+    """Where the position that predicts pixel `pixel` (raster index) looks, in every layer and head.
+
+    The input is [<bos>, x_0, ..., x_{pixel-1}]; the last position predicts x_pixel. Returns
+    maps (L, h, H, W): its attention weight on every earlier pixel (NaN at `pixel` and after),
+    bos (L, h): the weight left on <bos>, and probs (V,): p(x_pixel | earlier pixels) (<bos> excluded).
+    """
+    H, W, C = config["image_shape"]
+    if not 0 <= pixel < H * W:
+        raise ValueError(f"pixel must be in 0..{H * W - 1}")
+    seq = encode(np.asarray(image)[None]).long()[:, : pixel + 1].to(next(model.parameters()).device)
+    was = model.training
+    model.eval()
+    logits, atts = model(seq, return_attn=True)
+    model.train(was)
+    w = torch.stack([a[0, :, -1] for a in atts]).float().cpu()  # (L, h, pixel + 1): <bos>, x_0 .. x_{pixel-1}
+    maps = torch.full((*w.shape[:2], H * W), float("nan"))
+    maps[..., :pixel] = w[..., 1:]
+    probs = _no_bos(config["bos"])(0, None, logits[:, -1]).softmax(-1)[0, : config["bos"]]
+    return {"maps": maps.reshape(*w.shape[:2], H, W).numpy(), "bos": w[..., 0].numpy(), "probs": probs.cpu().numpy()}
+
+
+def race(model, config: dict, n: int, seed: int = 0, callback=None) -> dict:
+    """The Q3c race: n samples without the KV cache (every step re-runs the whole prefix), then with it, from the
+    same seed (same random numbers), so both should draw the same images.
+
+    callback(sampler, step, seconds) after every step; sampler is "uncached" or "cached".
+    -> {times_uncached, times_cached: seconds of each of the H*W steps, samples_uncached, samples_cached:
+        (n,H,W,C) uint8, identical: how many of the n samples match exactly}.
+    """
+    out = {}
+    for name, use_cache in (("uncached", False), ("cached", True)):
+        cb = None if callback is None else (lambda s, tok, sec, name=name: callback(name, s, sec))
+        out[f"samples_{name}"], out[f"times_{name}"] = generate(model, config, n, seed, use_cache,
+                                                                step_callback=cb, return_times=True)
+    same = (out["samples_uncached"] == out["samples_cached"]).reshape(n, -1).all(1)
+    out["identical"] = int(same.sum())
+    return out
+
+
+@contextmanager
+def full_float32():
+    """Cached and uncached logits must agree to float32 precision for the race to draw the same samples:
+    TF32 matmuls (switched on in CUDA workers) would make them differ by ~1e-3. Restores the setting after."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+# ----------------------------------------------------------------------------------------------- Q3a / Q3b
+FIELDS = (
+    Field("d_model", 128, 8, 1024, label="d_model", help="width of the token vectors"),
+    Field("heads", 4, 1, 16, help="attention heads; must divide d_model"),
+    Field("layers", 2, 1, 12, help="transformer blocks"),
+    Field("epochs", 15, 1, 200, help="passes over the (kept) training images"),
+    Field("batch_size", 64, 1, 1024, label="batch size", help="images per minibatch"),
+    Field("lr", 1e-3, 1e-5, 1.0, label="learning rate", help="peak Adam learning rate"),
+    Field("warmup_steps", 1000, 0, 100000, label="warm-up steps",
+          help="linear warm-up from 0, then cosine decay to 0 at the end"),
+    Field("data_fraction", 1.0, 0.001, 1.0, label="data fraction",
+          help="share of the training images used (a seeded random subset); the test set is always whole"),
+    Field("grad_clip", 1.0, 0.0, 100.0, label="gradient clip", help="largest gradient norm; 0 = off"),
+    Field("preview_samples", 16, 0, 100, label="samples per epoch",
+          help="images drawn (with the KV cache) after every epoch"),
+)
+PRESETS = {  # the first preset is the default on a CPU
+    # measured on 2 shared CPU cores: shapes 1.01 -> 0.098 nats/dim in ~2 min (blobby shapes), coloured shapes
+    # 1.39 -> 0.044 in ~2 min; on MNIST this preset would take 15+ minutes: use quick-mnist
+    "quick": {"d_model": 64, "heads": 4, "layers": 2, "epochs": 3, "batch_size": 32, "lr": 3e-3,
+              "warmup_steps": 50, "data_fraction": 0.5, "preview_samples": 9},
+    # the same model, one pass over 20% of MNIST (12,000 images, 375 steps): binary MNIST 1.06 -> 0.124 in 3-4.5
+    # minutes, over half of it spent scoring the 10,000 test images (before and after)
+    "quick-mnist": {"d_model": 64, "heads": 4, "layers": 2, "epochs": 1, "batch_size": 32, "lr": 3e-3,
+                    "warmup_steps": 50, "data_fraction": 0.2, "preview_samples": 9},
+    # the notebook's settings: d_model 128, 4 heads, 2 layers, batch 64, lr 1e-3, 1000 warm-up + cosine, 15 epochs
+    "homework": {},
+}
+
+
+def make_loss(channels: int):
+    """Loss in nats/dim on sequences (B, H*W+1): cross-entropy per pixel token / channels (see the docstring)."""
+    def loss_fn(model, seq):
+        return model.loss(seq.long()) / channels
+    return loss_fn
+
+
+class IGPT(Question):
+    fields = FIELDS
+    presets = PRESETS
+
+    def check(self, hp, dataset):
+        if hp["d_model"] % hp["heads"]:
+            return {"heads": f"must divide d_model ({hp['d_model']} is not a multiple of {hp['heads']})"}
+        return {}
+
+    def train(self, train, test, hp: dict, seed: int = 0, device: str = "cpu", ctx=None, dataset: str = ""):
+        """Fit on uint8 images (N,H,W,C); returns (model, config, TrainResult). After every epoch it draws
+        `preview_samples` images with the KV cache (artifact `samples_epochN`)."""
+        hp = {**self.defaults(), **hp}
+        errors = self.check(hp, dataset)
+        if errors:
+            raise ValueError("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        ctx = ctx or NullContext()
+        train, test = np.asarray(train), np.asarray(test)
+        if train.shape[1:] != test.shape[1:]:
+            raise ValueError(f"train and test images differ in shape: {train.shape[1:]} vs {test.shape[1:]}")
+        shape = train.shape[1:]
+        keep = max(1, round(hp["data_fraction"] * len(train)))
+        if keep < len(train):
+            train = train[np.sort(np.random.default_rng(seed).permutation(len(train))[:keep])]
+        train_seq, test_seq = encode(train), encode(test)
+        config = model_config(shape, hp, self.key, dataset)
+        ctx.emit("meta", image_shape=list(shape), vocab_size=config["vocab_size"], n_train=len(train),
+                 tokens_per_image=shape[0] * shape[1], ln_vocab_per_dim=math.log(config["vocab_size"] - 1) / shape[2])
+        torch.manual_seed(seed)
+        model = build_from_config(config)
+        levels = 2 if shape[2] == 1 else 4
+
+        def on_epoch_end(epoch, m):
+            k = hp["preview_samples"]
+            if k and hasattr(ctx, "save_images"):
+                imgs = generate(m, config, k, seed=seed + epoch)
+                ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=math.ceil(math.sqrt(k)), levels=levels,
+                                epoch=epoch)
+
+        cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
+                          warmup_steps=hp["warmup_steps"], schedule="cosine", grad_clip=hp["grad_clip"] or None,
+                          seed=seed, device=device)
+        res = fit(model, make_loss(shape[2]), train_seq, test_seq, cfg, ctx, on_epoch_end)
+        return model.eval(), config, res
+
+    def run(self, spec, ctx) -> dict:
+        from .. import data
+
+        train, test = data.load(spec.dataset)
+        hp = {**self.defaults(), **spec.hparams}
+        model, config, res = self.train(train, test, hp, spec.seed, ctx.device, ctx, spec.dataset)
+        ctx.progress(0.0, f"drawing the {N_FINAL} final samples")
+        t0 = time.time()
+        samples = generate(model, config, N_FINAL, seed=spec.seed)
+        ctx.save_images("samples", samples, ncols=10, levels=4 if config["colour"] else 2,
+                        epoch=hp["epochs"], final=True)
+        ctx.save_checkpoint(model, config)
+        final = res.test_losses[-1]
+        return {"test_loss": final, "bits_per_dim": final / math.log(2), "nats_per_pixel": final * train.shape[-1],
+                "seconds": res.seconds, "sample_seconds": time.time() - t0, "n_train_images": round(
+                    hp["data_fraction"] * len(train)), "tokens_per_image": train.shape[1] * train.shape[2]}
+
+
+class BinaryQ(IGPT):
+    key, title = "q3a", "iGPT · binary"
+    datasets = BINARY_SETS
+
+
+class ColourQ(IGPT):
+    key, title = "q3b", "iGPT · colour"
+    datasets = COLOUR_SETS
+
+
+# ----------------------------------------------------------------------------------------------- Q3c: the race
+class RaceQ(Question):
+    """Sampling only: needs a checkpoint, no training data."""
+    key, title = "q3c", "KV-cache race"
+    datasets = COLOUR_SETS + BINARY_SETS
+    fields = (
+        Field("checkpoint", "", label="model", optional=True,
+              help="'pretrained:NAME' or 'run:RUN_ID'; empty = the checkpoint shipped for the data set"),
+        Field("n_samples", 100, 1, 100, label="samples", help="images drawn by each sampler (one batch)"),
+    )
+    # uncached, 100 coloured MNIST images take 10+ minutes on 2 CPU cores; 8 took 26 s (cached: 0.6 s)
+    presets = {"quick": {"n_samples": 8}, "homework": {}}
+
+    @staticmethod
+    def source(hp, dataset) -> str:
+        return hp.get("checkpoint") or f"pretrained:{PRETRAINED[dataset]}"
+
+    def check(self, hp, dataset, runs_root=None):
+        src = self.source(hp, dataset)
+        try:
+            config = source_config(src, runs_root)
+        except ValueError as e:  # CheckpointError is a ValueError
+            if not hp.get("checkpoint"):
+                return {"checkpoint": f"no checkpoint is shipped for {dataset} yet: train a model on it first "
+                                      f"and pick that run"}
+            return {"checkpoint": str(e)}
+        problems = compatibility(config, IMAGE_SHAPES[dataset])
+        return {"checkpoint": "; ".join(problems)} if problems else {}
+
+    def run(self, spec, ctx) -> dict:
+        hp = {**self.defaults(), **spec.hparams}
+        src = self.source(hp, spec.dataset)
+        model, config = load_model(src, ctx.run_dir.parent, ctx.device)
+        H, W, C = config["image_shape"]
+        n, steps, chunk = hp["n_samples"], H * W, CHUNK
+        ctx.emit("race_start", source=src, n=n, steps=steps, image_shape=[H, W, C], device=ctx.device)
+        buf, last = {"uncached": [], "cached": []}, [time.time()]
+
+        def flush(name, step):
+            b = buf[name]
+            if b:
+                ctx.emit("race_times", sampler=name, start=step + 1 - len(b), times=list(b))
+                b.clear()
+            last[0] = time.time()
+
+        def callback(name, step, seconds):
+            if ctx.cancelled():
+                raise RunCancelled(f"cancelled at step {step} of the {name} sampler")
+            buf[name].append(seconds)
+            if len(buf[name]) >= chunk or step == steps - 1 or time.time() - last[0] > 2.0:
+                flush(name, step)
+                done = step + 1 + (steps if name == "cached" else 0)
+                ctx.progress(done / (2 * steps), f"{name} sampler: step {step + 1} of {steps}")
+
+        with full_float32():
+            out = race(model, config, n, spec.seed, callback)
+        levels = 4 if config["colour"] else 2
+        ctx.save_images("no_cache", out["samples_uncached"], ncols=min(10, n), levels=levels)
+        ctx.save_images("with_cache", out["samples_cached"], ncols=min(10, n), levels=levels)
+        ctx.save_json("timings", {"uncached": out["times_uncached"], "cached": out["times_cached"]})
+        tu, tc = sum(out["times_uncached"]), sum(out["times_cached"])
+        return {"seconds_uncached": tu, "seconds_cached": tc, "speedup": tu / tc, "identical": out["identical"],
+                "n_samples": n, "steps": steps, "source": src}
+
+
+BINARY, COLOUR, RACE = BinaryQ(), ColourQ(), RaceQ()

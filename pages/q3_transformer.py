@@ -1,0 +1,265 @@
+"""Q3 — iGPT: a causal transformer on pixels; completions, attention, and the KV-cache race."""
+import numpy as np
+import plotly.colors as pc
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import data, viz
+from core.questions import get, q3
+from core.runs import InvalidSpec, RunSpec
+from pages import ui
+
+TITLES = {"shapes": "shapes (binary)", "mnist": "MNIST (binary)", "shapes-colored": "coloured shapes",
+          "mnist-colored": "coloured MNIST"}
+
+st.title("⚡ Q3 · iGPT: a transformer on pixels")
+st.markdown(
+    "Q2's PixelCNN sees the past through masked convolutions. A **transformer** sees it through **causal "
+    "attention**: an image is read as a sequence, one token per pixel in raster order, and every position may "
+    "look at every earlier one — but never at a later one. Same factorisation, p(x) = Π p(xᵢ | x₍<ᵢ₎).\n"
+    "- **Tokens.** A binary pixel is token 0 or 1. A colour pixel (r, g, b), each in 0..3, is **one** token "
+    "r·16 + g·4 + b of 64 values. A **<bos>** token (id 2, or 64 for colour) starts every image, so the first "
+    "pixel is predicted from <bos> alone, and sampling starts from [<bos>].\n"
+    "- **Loss in nats per dimension.** The model pays one cross-entropy per pixel. A binary pixel is one "
+    "dimension; a colour pixel is three (r, g, b), so for colour we divide the nats per pixel by 3 — the "
+    "course's unit (the reference **0.0397** on binary shapes and **0.0541** on coloured shapes).\n"
+    "- **The KV cache (Q3c).** Drawing a pixel needs the keys and values of all earlier ones. Without a cache "
+    "the whole prefix is run through the model again at every step; with one, a step computes Q, K, V for the "
+    "new token only and reads the rest. Race both below.")
+
+dataset = st.radio("Data set", list(TITLES), horizontal=True, format_func=TITLES.get, key="q3:dataset")
+try:
+    train, test = data.load(dataset)
+except Exception as e:  # MNIST not fetched yet: the message names the command
+    st.error(f"Could not load {dataset}: {e}")
+    st.stop()
+H, W, C = train.shape[1:]
+LEVELS = 2 if C == 1 else 4
+q = get("q3a" if C == 1 else "q3b")
+vocab, bos = q3.vocab(C)
+st.caption(f"{len(train):,} training and {len(test):,} test images of {H}x{W}x{C} · sequences of {H * W} pixel "
+           f"tokens + <bos> · vocabulary {vocab} · a uniform guess costs ln({vocab - 1}) / {C} = "
+           f"{np.log(vocab - 1) / C:.3f} nats/dim.")
+
+
+def big(images, scale=6, ncols=10):
+    return viz.image_grid(images, ncols=ncols, levels=LEVELS, scale=scale)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _model(source: str, runs_root: str):
+    return q3.load_model(source, runs_root)
+
+
+VIRIDIS = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in pc.sequential.Viridis], float)
+
+
+def heat(m):
+    """(H, W) weights, NaN where nothing is visible -> uint8 RGB: Viridis scaled to the largest weight, NaN grey."""
+    v = np.nan_to_num(m / max(np.nanmax(m), 1e-12)) * (len(VIRIDIS) - 1)
+    lo = np.clip(np.floor(v).astype(int), 0, len(VIRIDIS) - 2)
+    rgb = VIRIDIS[lo] + (v - lo)[..., None] * (VIRIDIS[lo + 1] - VIRIDIS[lo])
+    rgb[np.isnan(m)] = 225
+    return rgb.round().astype(np.uint8)
+
+
+def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
+    """A select box over the shipped checkpoints and finished runs for `dset`; -> (model, config) or None."""
+    choices = q3.model_choices(dset, questions, ui.store().root)
+    if not choices:
+        name = q3.PRETRAINED[dset]
+        st.info(f"No model for {TITLES[dset]} yet: the pretrained checkpoint `{name}` is not shipped yet and no "
+                f"run on this set has finished. Train one in the first tab.")
+        return None
+    labels = dict(choices)
+    source = st.selectbox("Model", list(labels), format_func=labels.get, key=key)
+    try:
+        return _model(source, str(ui.store().root))
+    except Exception as e:  # a corrupt or mismatched checkpoint: say so, draw nothing
+        st.error(f"Could not load {source}: {e}")
+        return None
+
+
+tab_train, tab_complete, tab_attn, tab_race = st.tabs(
+    ["Train (Q3a · Q3b)", "Complete half images", "Attention", "KV-cache race (Q3c)"])
+
+# ------------------------------------------------------------------------------------------------------- train
+with tab_train:
+    with st.expander("How an image becomes tokens"):
+        img = train[0]
+        toks = q3.encode(img[None])[0].tolist()
+        c1, c2 = st.columns([1, 3])
+        c1.image(big(img[None], scale=8), caption="training image 0")
+        c2.markdown(f"First row as tokens, after <bos>={bos}: `{toks[: 1 + W]}`")
+        if C == 3:
+            r, g, b = img[0, 0]
+            c2.markdown(f"Top-left pixel (r, g, b) = ({r}, {g}, {b}) → token {r}·16 + {g}·4 + {b} = **{toks[1]}**.")
+    st.caption("Presets: **quick** learns visibly on a laptop CPU in ~2 minutes on shapes (MNIST sets: use "
+               "**quick-mnist**, 3–5 minutes, over half of it scoring the 10,000 test images); **homework** is the "
+               "notebook's setting (d_model 128, 4 heads, 2 layers, 15 epochs), meant for a GPU.")
+    ui.train_panel(q, dataset)
+
+    def train_extra(view, status):
+        res = status.get("result")
+        if res:
+            ref = q3.REFERENCE.get(dataset)
+            c1, c2, c3 = st.columns(3)
+            c1.metric("final test loss", f"{res['test_loss']:.4f} nats/dim",
+                      f"{res['test_loss'] - ref:+.4f} vs reference {ref}" if ref else None, delta_color="inverse")
+            c2.metric("nats per pixel token" if C == 3 else "bits per dim",
+                      f"{res['nats_per_pixel']:.4f}" if C == 3 else f"{res['bits_per_dim']:.4f}")
+            c3.metric("training time", f"{res['seconds']:.0f} s")
+            if ref:
+                st.caption("The reference was reached on the course's own data; ours is generated with the same "
+                           "shapes and value ranges (see the Data sets page), so compare loosely.")
+        art = view.artifact("samples")
+        if art:
+            what = "100 final samples" if art.get("final") else f"samples after epoch {art.get('epoch')}"
+            imgs = np.load(ui.store().dir(view.run_id) / art["npy"])
+            st.image(big(imgs, scale=3 if art.get("final") else 5, ncols=10 if art.get("final") else int(np.ceil(np.sqrt(len(imgs))))),
+                     caption=what + " (drawn with the KV cache)")
+        elif status.get("state") in ("queued", "running"):
+            st.caption("Samples appear here after every epoch.")
+
+    ui.run_monitor(ui.current_run(q, dataset), extra=train_extra, key=q.key)
+
+# ------------------------------------------------------------------------------------------------------- complete
+with tab_complete:
+    st.markdown("Keep the **top rows** of a test image, feed them after <bos> as a prefix, and let the model "
+                "write the rest, one pixel at a time (the prefix goes into the KV cache in one pass).")
+    loaded = pick_model("q3:complete:model", dataset)
+    if loaded:
+        model, config = loaded
+        c1, c2 = st.columns(2)
+        keep = c1.slider("rows kept", 1, H - 1, H // 2, key="q3:complete:keep")
+        seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q3:complete:seed")
+        idx = np.random.default_rng(int(seed)).choice(len(test), 10, replace=False)
+        if st.button("Complete 10 test images", key="q3:complete:go", icon="🖌️"):
+            with st.spinner(f"Drawing {(H - keep) * W} pixels for 10 images…"):
+                st.session_state["q3:completion"] = (dataset, keep, int(seed),
+                                                     q3.complete(model, config, test[idx], keep, int(seed)))
+        done = st.session_state.get("q3:completion")
+        if done and done[:3] == (dataset, keep, int(seed)):
+            given = viz.to_rgb(test[idx], LEVELS).copy()
+            given[:, keep:] = 225  # the hidden part, light grey
+            for name, imgs, levels in (("originals", test[idx], LEVELS), ("what the model sees", given, 256),
+                                       ("completions", done[3], LEVELS)):
+                st.image(viz.image_grid(imgs, ncols=10, levels=levels, scale=5), caption=name)
+
+# ------------------------------------------------------------------------------------------------------- attention
+with tab_attn:
+    st.markdown("Pick a pixel of a test image: the position that predicts it attends over <bos> and the pixels "
+                "before it, in every head of every layer. Nothing from the pixel on is visible (grey) — that is the "
+                "causal mask.")
+    loaded = pick_model("q3:attn:model", dataset)
+    if loaded:
+        model, config = loaded
+        c1, c2, c3 = st.columns(3)
+        i = c1.number_input("test image", 0, len(test) - 1, 0, key="q3:attn:img")
+        r = c2.slider("row", 0, H - 1, H // 2, key="q3:attn:row")
+        c = c3.slider("column", 0, W - 1, W // 2, key="q3:attn:col")
+        pixel = r * W + c
+        if pixel == 0:
+            st.info("Pixel (0, 0) sees only <bos>: pick a later one.")
+        else:
+            a = q3.attention_maps(model, config, test[i], pixel)
+            L, h = a["maps"].shape[:2]
+            left, right = st.columns([1, 3])
+            shown = viz.to_rgb(test[i:i + 1], LEVELS)[0].copy()
+            shown[r, c] = (255, 0, 0)
+            left.image(np.kron(shown, np.ones((10, 10, 1), np.uint8)), caption=f"pixel ({r}, {c}) in red")
+            true = int(q3.pixel_tokens(test[i:i + 1])[0, pixel])
+            left.caption(f"The model gives the true value (token {true}) probability **{a['probs'][true]:.3f}**.")
+            right.caption("Each square: one head of one layer, the attention weights of the position that predicts "
+                          "the red pixel, brightest = most (scaled per square); grey = not visible (that pixel and "
+                          "everything after it). The weight left on <bos> is in the caption.")
+            for l in range(L):
+                for k in range(h):
+                    if k % 4 == 0:
+                        cols = right.columns(min(4, h))
+                    rgb = heat(a["maps"][l, k])
+                    rgb[r, c] = (255, 0, 0)
+                    cols[k % 4].image(np.kron(rgb, np.ones((6, 6, 1), np.uint8)),
+                                  caption=f"layer {l + 1} · head {k + 1} · <bos> {a['bos'][l, k]:.2f}")
+
+# ------------------------------------------------------------------------------------------------------- race
+with tab_race:
+    race_q = get("q3c")
+    st.markdown(
+        "Draw the same images twice from the same seed: **without** the cache every step re-runs the model on "
+        "the whole prefix, so step t costs about t tokens of work and the time per step grows along the image; "
+        "**with** the cache a step runs one token and reads the stored keys and values, so it stays flat. Same "
+        "random numbers, so the two grids must be identical. The speed-up is the uncached total over the cached "
+        "total: it grows with the sequence length (784 pixels on MNIST) and the batch.")
+    colour_sets = [d for d in q3.COLOUR_SETS]
+    race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
+                        format_func=TITLES.get, key="q3:race:dataset")
+    choices = q3.model_choices(race_set, ("q3b",), ui.store().root)
+    rid = None
+    if not choices:
+        st.info(f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint `{q3.PRETRAINED[race_set]}` "
+                f"is not shipped yet and no Q3b run on this set has finished. Train one in the first tab "
+                f"(coloured shapes, quick preset: ~2 minutes on a CPU).")
+    else:
+        labels = dict(choices)
+        source = st.selectbox("Model", list(labels), format_func=labels.get, key="q3:race:model")
+        dev = ui.device()
+        c1, c2 = st.columns(2)
+        n = c1.number_input("samples", 1, 100, race_q.preset(race_q.default_preset(dev))["n_samples"],
+                            key="q3:race:n", help="Each sampler draws this many images in one batch. On a CPU "
+                            "the uncached sampler needs 10+ minutes for 100 coloured MNIST images.")
+        seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q3:race:seed")
+        if st.button("Race: without cache vs with cache", type="primary", key="q3:race:go", icon="🏁"):
+            try:
+                rid = ui.store().submit(RunSpec("q3c", race_set, {"checkpoint": source, "n_samples": int(n)},
+                                                seed=int(seed), label="race"))
+                st.session_state[f"q3c:{race_set}:run"] = rid
+            except InvalidSpec as e:
+                st.error("Nothing was launched: " + "; ".join(e.errors.values()))
+    rid = rid or ui.current_run(race_q, race_set)
+
+    def race_extra(view, status):
+        events, _ = ui.store().events(view.run_id)
+        times = {"uncached": [], "cached": []}
+        for ev in events:
+            if ev["type"] == "race_times":
+                times[ev["sampler"]].extend(ev["times"])
+        start = next((ev for ev in events if ev["type"] == "race_start"), None)
+        if not start:
+            return
+        fig = go.Figure()
+        for name, color in (("uncached", viz.PALETTE[3]), ("cached", viz.PALETTE[2])):
+            if times[name]:
+                x, y = viz.downsample(np.arange(1, len(times[name]) + 1), 1e3 * np.array(times[name]), 800)
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} ({sum(times[name]):.2f} s)",
+                                         line=dict(color=color)))
+        fig.update_layout(xaxis_title="step (pixel position)", yaxis_title="ms per step", height=340,
+                          xaxis_range=[0, start["steps"]], margin=dict(l=10, r=10, t=10, b=10),
+                          legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+        st.plotly_chart(fig, key=f"q3c:times:{view.run_id}:{view.offset}:{len(times['cached'])}")
+        st.caption(f"{start['n']} samples of {start['steps']} steps each on {start['device']}, model "
+                   f"`{start['source']}`. The first cached step includes the prefill. "
+                   "Wall-clock times on a shared machine: other work (this page included) adds spikes.")
+        res = status.get("result")
+        if res:
+            c1, c2, c3 = st.columns(3)
+            per = lambda sec: f"{1e3 * sec / res['steps']:.2f} ms per step on average"
+            c1.metric("without cache", f"{res['seconds_uncached']:.2f} s", per(res["seconds_uncached"]),
+                      delta_color="off", delta_arrow="off")
+            c2.metric("with cache", f"{res['seconds_cached']:.2f} s", per(res["seconds_cached"]),
+                      delta_color="off", delta_arrow="off")
+            c3.metric("speed-up", f"{res['speedup']:.1f}x")
+            left, right = st.columns(2)
+            rdir = ui.store().dir(view.run_id)
+            for col, name, what in ((left, "no_cache", "without cache"), (right, "with_cache", "with cache")):
+                imgs = np.load(rdir / f"{name}.npy")
+                col.image(viz.image_grid(imgs, ncols=min(10, len(imgs)), levels=4, scale=3 if len(imgs) > 10 else 4),
+                          caption=what)
+            if res["identical"] == res["n_samples"]:
+                st.success(f"Identical: all {res['n_samples']} samples match pixel for pixel — the cache changes "
+                           f"the cost, not the model.")
+            else:
+                st.warning(f"{res['identical']} of {res['n_samples']} samples match. A mismatch means the two paths "
+                           f"computed logits that differ enough to flip a draw (float rounding, or a cache bug).")
+
+    ui.run_monitor(rid, extra=race_extra, show_curve=False, key="q3c")
