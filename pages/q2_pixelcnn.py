@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import data, viz
+from core import viz
 from core.questions import get, q2
 from pages import ui
 
@@ -97,12 +97,7 @@ with right:
 
 # ------------------------------------------------------------------------------------------------------ data + train
 st.header("Train")
-dataset = st.radio("Data set", list(TITLES), horizontal=True, format_func=TITLES.get, key="q2:dataset")
-try:
-    train, test = data.load(dataset)
-except Exception as e:  # MNIST not fetched yet: the message names the command
-    st.error(f"Could not load {dataset}: {e}")
-    st.stop()
+dataset, train, test = ui.pick_dataset(TITLES, key="q2:dataset")
 H, W, C = train.shape[1:]
 LEVELS = 2 if C == 1 else 4
 q = get("q2a" if C == 1 else "q2b")
@@ -126,12 +121,7 @@ ui.train_panel(q, dataset)
 def train_extra(view, status):
     res = status.get("result")
     if res:
-        ref = q2.REFERENCE.get(dataset)
-        c1, c2, c3 = st.columns(3)
-        c1.metric("final test loss", f"{res['test_loss']:.4f} nats/dim",
-                  f"{res['test_loss'] - ref:+.4f} vs reference {ref}" if ref else None, delta_color="inverse")
-        c2.metric("bits per dim", f"{res['bits_per_dim']:.4f}")
-        c3.metric("training time", f"{res['seconds']:.0f} s")
+        ui.result_metrics(res, q2.REFERENCE.get(dataset), ("bits per dim", f"{res['bits_per_dim']:.4f}"))
     if status.get("state") == "running" and view.epochs and len(view.test) > view.epochs and "progress" in view.latest:
         p = view.latest["progress"]
         st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))

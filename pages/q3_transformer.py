@@ -4,7 +4,7 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import data, viz
+from core import viz
 from core.questions import get, q3
 from core.runs import InvalidSpec, RunSpec
 from pages import ui
@@ -27,12 +27,7 @@ st.markdown(
     "the whole prefix is run through the model again at every step; with one, a step computes Q, K, V for the "
     "new token only and reads the rest. Race both below.")
 
-dataset = st.radio("Data set", list(TITLES), horizontal=True, format_func=TITLES.get, key="q3:dataset")
-try:
-    train, test = data.load(dataset)
-except Exception as e:  # MNIST not fetched yet: the message names the command
-    st.error(f"Could not load {dataset}: {e}")
-    st.stop()
+dataset, train, test = ui.pick_dataset(TITLES, key="q3:dataset")
 H, W, C = train.shape[1:]
 LEVELS = 2 if C == 1 else 4
 q = get("q3a" if C == 1 else "q3b")
@@ -103,12 +98,8 @@ with tab_train:
         res = status.get("result")
         if res:
             ref = q3.REFERENCE.get(dataset)
-            c1, c2, c3 = st.columns(3)
-            c1.metric("final test loss", f"{res['test_loss']:.4f} nats/dim",
-                      f"{res['test_loss'] - ref:+.4f} vs reference {ref}" if ref else None, delta_color="inverse")
-            c2.metric("nats per pixel token" if C == 3 else "bits per dim",
-                      f"{res['nats_per_pixel']:.4f}" if C == 3 else f"{res['bits_per_dim']:.4f}")
-            c3.metric("training time", f"{res['seconds']:.0f} s")
+            ui.result_metrics(res, ref, ("nats per pixel token", f"{res['nats_per_pixel']:.4f}") if C == 3
+                              else ("bits per dim", f"{res['bits_per_dim']:.4f}"))
             if ref:
                 st.caption("The reference was reached on the course's own data; ours is generated with the same "
                            "shapes and value ranges (see the Data sets page), so compare loosely.")

@@ -148,6 +148,30 @@ def curve(view: RunView, unit: str = "nats/dim", title: str = ""):
     return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit)
 
 
+def pick_dataset(titles: dict, key: str):
+    """A data-set radio and its (train, test) arrays; stops the page with the loader's message (which names
+    the fetch command when real files are missing) if the set cannot be loaded."""
+    from core import data
+
+    dataset = st.radio("Data set", list(titles), horizontal=True, format_func=titles.get, key=key)
+    try:
+        train, test = data.load(dataset)
+    except Exception as e:  # MNIST not fetched yet, or a corrupt cache file: say so and stop here
+        st.error(f"Could not load {dataset}: {e}")
+        st.stop()
+    return dataset, train, test
+
+
+def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: str = "nats/dim"):
+    """The finished run's headline: final test loss (with its distance to the course's reference), one more
+    number of the question's choosing (label, text), and the training time."""
+    c1, c2, c3 = st.columns(3)
+    c1.metric("final test loss", f"{res['test_loss']:.4f} {unit}",
+              f"{res['test_loss'] - ref:+.4f} vs reference {ref}" if ref else None, delta_color="inverse")
+    c2.metric(*second)
+    c3.metric("training time", f"{res['seconds']:.0f} s")
+
+
 # --------------------------------------------------------------------------------------------- the live monitor
 def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_curve: bool = True, key: str = ""):
     """Status, cancel, the live curve and `extra(view, status)` for the question's own views; polls while active."""
@@ -189,8 +213,8 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         if show_curve and (view.train or view.test):
             st.plotly_chart(curve(view, unit), key=f"curve:{key}:{run_id}:{view.offset}")
             if view.test:
-                st.caption(f"test loss: {view.test[-1]:.4f} {unit} ({view.test[-1] / 0.6931471805599453:.4f} bits) "
-                           f"after epoch {len(view.test) - 1}")
+                bits = f" ({view.test[-1] / 0.6931471805599453:.4f} bits)" if unit.startswith("nats") else ""
+                st.caption(f"test loss: {view.test[-1]:.4f} {unit}{bits} after epoch {len(view.test) - 1}")
         if extra is not None:
             extra(view, st_)
         if active and state not in ("queued", "running"):

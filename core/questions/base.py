@@ -92,6 +92,23 @@ class Field:
         return num
 
 
+def transformer_fields(layers: int, epochs: tuple, batch: tuple, warmup: int, lr_min: float = 1e-5,
+                       epochs_help: str = "passes over the training data",
+                       batch_help: str = "sequences per minibatch") -> tuple:
+    """The fields every transformer question shares (Q3-Q5): width, heads, depth, and the Adam schedule
+    (peak lr, linear warm-up then cosine decay). epochs and batch are (default, max)."""
+    return (
+        Field("d_model", 128, 8, 1024, label="d_model", help="width of the token vectors"),
+        Field("heads", 4, 1, 16, help="attention heads; must divide d_model"),
+        Field("layers", layers, 1, 12, help="transformer blocks"),
+        Field("epochs", epochs[0], 1, epochs[1], help=epochs_help),
+        Field("batch_size", batch[0], 1, batch[1], label="batch size", help=batch_help),
+        Field("lr", 1e-3, lr_min, 1.0, label="learning rate", help="peak Adam learning rate"),
+        Field("warmup_steps", warmup, 0, 100000, label="warm-up steps",
+              help="linear warm-up from 0, then cosine decay to 0 at the end"),
+    )
+
+
 class Question:
     key: str = ""
     title: str = ""

@@ -27,7 +27,7 @@ import torch
 
 from ..models.transformer import Transformer, TransformerConfig, sample
 from ..train import NullContext, RunCancelled, TrainConfig, fit
-from .base import Field, Question
+from .base import Field, Question, transformer_fields
 
 IMAGE_SHAPES = {"shapes": (20, 20, 1), "mnist": (28, 28, 1), "shapes-colored": (20, 20, 3),
                 "mnist-colored": (28, 28, 3)}
@@ -266,14 +266,8 @@ def full_float32():
 
 # ----------------------------------------------------------------------------------------------- Q3a / Q3b
 FIELDS = (
-    Field("d_model", 128, 8, 1024, label="d_model", help="width of the token vectors"),
-    Field("heads", 4, 1, 16, help="attention heads; must divide d_model"),
-    Field("layers", 2, 1, 12, help="transformer blocks"),
-    Field("epochs", 15, 1, 200, help="passes over the (kept) training images"),
-    Field("batch_size", 64, 1, 1024, label="batch size", help="images per minibatch"),
-    Field("lr", 1e-3, 1e-5, 1.0, label="learning rate", help="peak Adam learning rate"),
-    Field("warmup_steps", 1000, 0, 100000, label="warm-up steps",
-          help="linear warm-up from 0, then cosine decay to 0 at the end"),
+    *transformer_fields(2, epochs=(15, 200), batch=(64, 1024), warmup=1000,
+                        epochs_help="passes over the (kept) training images", batch_help="images per minibatch"),
     Field("data_fraction", 1.0, 0.001, 1.0, label="data fraction",
           help="share of the training images used (a seeded random subset); the test set is always whole"),
     Field("grad_clip", 1.0, 0.0, 100.0, label="gradient clip", help="largest gradient norm; 0 = off"),

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..models.transformer import Transformer, TransformerConfig, sample
 from ..models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, usage_stats, vqvae_loss
 from ..train import NullContext, RunCancelled, TrainConfig, fit
-from .base import Field, Question
+from .base import Field, Question, transformer_fields
 
 DATASETS = ("mnist-colored", "mnist-v2")
 IMAGE_SHAPE = (28, 28, 3)
@@ -361,14 +361,9 @@ class TokenizerQ(Question):
 B_FIELDS = (
     Field("tokenizer", "pretrained",
           help="\"pretrained\" = the tokenizer shipped for this data set; or the id of a finished Tokenizer run"),
-    Field("d_model", 128, 8, 1024, label="d_model", help="width of the token vectors"),
-    Field("heads", 4, 1, 16, help="attention heads; must divide d_model"),
-    Field("layers", 4, 1, 12, help="transformer blocks"),
-    Field("epochs", 30, 1, 500, help="passes over the tokenized training images"),
-    Field("batch_size", 128, 1, 4096, label="batch size", help="sequences of <bos> + 49 tokens per minibatch"),
-    Field("lr", 1e-3, 1e-6, 1.0, label="learning rate", help="peak Adam learning rate"),
-    Field("warmup_steps", 1000, 0, 100000, label="warm-up steps",
-          help="linear warm-up from 0, then cosine decay to 0 at the end"),
+    *transformer_fields(4, epochs=(30, 500), batch=(128, 4096), warmup=1000, lr_min=1e-6,
+                        epochs_help="passes over the tokenized training images",
+                        batch_help="sequences of <bos> + 49 tokens per minibatch"),
     Field("data_fraction", 1.0, 0.001, 1.0, label="data fraction", help="share of the training images used"),
     Field("samples_per_epoch", 20, 0, 100, label="samples per epoch", help="images drawn after every epoch"),
     Field("temperature", 1.0, 0.0, 5.0, help="for every sample (0 = greedy)"),

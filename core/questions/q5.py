@@ -29,21 +29,15 @@ import torch
 from ..models.transformer import Transformer, TransformerConfig, lm_loss, sample
 from ..text import CharTokenizer, poem_windows
 from ..train import NullContext, TrainConfig, fit
-from .base import Field, Question
+from .base import Field, Question, transformer_fields
 
 PAD = -100          # target id the loss ignores (padding of the last window)
 N_FINAL, FINAL_LEN = 5, 128  # the deliverable: 5 samples of up to 128 characters
 
 FIELDS = (
     Field("context", 128, 8, 512, help="tokens the model sees (window length)"),
-    Field("d_model", 128, 8, 1024, label="d_model", help="width of the token vectors"),
-    Field("heads", 4, 1, 16, help="attention heads; must divide d_model"),
-    Field("layers", 2, 1, 12, help="transformer blocks"),
-    Field("epochs", 5, 1, 100, help="passes over the training windows"),
-    Field("batch_size", 16, 1, 1024, label="batch size", help="windows per minibatch"),
-    Field("lr", 1e-3, 1e-5, 1.0, label="learning rate", help="peak Adam learning rate"),
-    Field("warmup_steps", 100, 0, 100000, label="warm-up steps",
-          help="linear warm-up from 0, then cosine decay to 0 at the end"),
+    *transformer_fields(2, epochs=(5, 100), batch=(16, 1024), warmup=100,
+                        epochs_help="passes over the training windows", batch_help="windows per minibatch"),
     Field("data_fraction", 1.0, 0.001, 1.0, label="data fraction",
           help="share of the training windows used (a seeded random subset)"),
     Field("samples_per_epoch", 3, 0, 10, label="samples per epoch", help="poems written after every epoch"),
