@@ -183,7 +183,7 @@ with tab_sample:
         st.session_state["q2:samples"] = (source, int(n), int(seed), imgs)
     done = st.session_state.get("q2:samples")
     if done and done[:3] == (source, int(n), int(seed)):
-        st.image(big(done[3], scale=3, ncols=10), caption=f"{n} samples, seed {seed} (same seed, same samples)")
+        st.image(big(done[3], scale=3, ncols=min(10, int(np.ceil(np.sqrt(n))))), caption=f"{n} samples, seed {seed} (same seed, same samples)")
 
 with tab_watch:
     st.markdown(f"One image, {H * W} steps: at each step the net gives the distribution of the next pixel "
