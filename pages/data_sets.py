@@ -4,6 +4,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import data, viz
+from pages import ui
+
+ui.in_app()
 
 st.title("🗂️ Data sets")
 st.markdown(

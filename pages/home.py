@@ -6,6 +6,8 @@ from core.device import describe
 from pages import ui
 from pages.questions_index import QUESTIONS
 
+ui.in_app()
+
 st.title("🧪 Autoregressive Lab")
 st.markdown(
     "Autoregressive models write data one piece at a time, each piece conditioned on everything before it: "

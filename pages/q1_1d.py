@@ -7,6 +7,8 @@ from core.questions import get
 from core.questions.q1 import D
 from pages import ui
 
+ui.in_app()
+
 REFERENCE = {"q1a": 2.562, "q1b": 2.555}  # the course's final test losses on data set 1 (nats/dim)
 
 st.title("📊 Q1 · One discrete variable")

@@ -9,6 +9,8 @@ from core import viz
 from core.questions import get, q2
 from pages import ui
 
+ui.in_app()
+
 TITLES = {"shapes": "shapes (binary)", "mnist": "MNIST (binary)", "shapes-colored": "coloured shapes",
           "mnist-colored": "coloured MNIST"}
 

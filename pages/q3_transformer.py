@@ -9,6 +9,8 @@ from core.questions import get, q3
 from core.runs import InvalidSpec, RunSpec
 from pages import ui
 
+ui.in_app()
+
 TITLES = {"shapes": "shapes (binary)", "mnist": "MNIST (binary)", "shapes-colored": "coloured shapes",
           "mnist-colored": "coloured MNIST"}
 

@@ -12,6 +12,8 @@ from core.questions import get
 from core.questions import q4
 from pages import ui
 
+ui.in_app()
+
 REFERENCE = 3.083  # the course's q4b test loss on its colored MNIST (nats/token)
 
 st.title("🧩 Q4 · VQ tokens")

@@ -9,6 +9,8 @@ from core.questions import get
 from core.questions.q5 import build_from_config, generate, prepare_prompt, tokenizer_from_config
 from pages import ui
 
+ui.in_app()
+
 q = get("q5")
 STUDENTS = (1.60, 2.13)  # final test losses students reached on the original set (nats/char)
 

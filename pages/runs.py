@@ -5,6 +5,8 @@ import streamlit as st
 
 from pages import ui
 
+ui.in_app()
+
 st.title("📋 Runs")
 st.caption("Every training run is a folder under `runs/`: its spec, status and events. They survive page reloads "
            "and server restarts; a run whose worker died is marked failed with the reason.")

@@ -16,6 +16,17 @@ STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "�
 
 
 @st.cache_resource
+def in_app():
+    """Call first on every page. A link straight to a page (e.g. /q2_pixelcnn) on a server that has not run
+    app.py yet makes Streamlit run that page file alone, in its old pages-folder mode: no app sidebar, and every
+    file in pages/ listed as a page. Leave that mode and rerun, so app.py's navigation serves the same URL."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False  # what st.navigation itself sets
+        st.rerun()
+
+
 def _store(root: str) -> RunStore:
     return RunStore(root)
 

@@ -64,3 +64,21 @@ def test_q1_train_shows_a_live_curve(server, tmp_path):
         page.screenshot(path=shot, full_page=True)
         browser.close()
     assert Path(shot).stat().st_size > 10_000
+
+
+def test_a_link_straight_to_a_page_gets_the_app_navigation(server):
+    """On a fresh server, /q2_pixelcnn must open inside app.py's navigation, not as a bare pages/ file."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(server + "/q2_pixelcnn", wait_until="networkidle")
+        page.get_by_role("heading", name="Q2 · PixelCNN").first.wait_for(timeout=60_000)
+        page.get_by_text("Queue:").first.wait_for(timeout=30_000)       # app.py's sidebar
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        links = nav.get_by_role("link").all_inner_texts()
+        browser.close()
+    assert any("Q2 · PixelCNN" in t for t in links), links
+    assert not any(t.strip() in ("ui", "app", "questions index") for t in links), links
