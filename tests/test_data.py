@@ -302,6 +302,23 @@ def test_half_written_file_is_never_used(empty_cache):
     assert list(empty_cache.iterdir()) == []  # neither the file nor its temporary remains
 
 
+def test_fetch_sweeps_what_a_killed_fetch_left(empty_cache):
+    old_dir, old_part = empty_cache / ".fetch-abc", empty_cache / "generated" / ".x.npz.1234.part"
+    new_part = empty_cache / ".y.bin.99.part"   # young: may belong to a fetch running right now
+    old_dir.mkdir(parents=True)
+    (old_dir / "mnist.tgz").write_bytes(b"partial")
+    old_part.parent.mkdir(parents=True)
+    old_part.write_bytes(b"partial")
+    new_part.write_bytes(b"partial")
+    hour_ago = time.time() - 7200
+    for p in (old_dir, old_part):
+        os.utime(p, (hour_ago, hour_ago))
+    log = []
+    data.fetch(["1d-1"], log=log.append)
+    assert not old_dir.exists() and not old_part.exists() and new_part.exists()
+    assert sum("interrupted fetch" in line for line in log) == 2
+
+
 def test_real_fetch_is_idempotent():
     """On the cache the fetch step filled: the CLI finds everything present and touches no file."""
     real_mnist_or_skip()

@@ -146,8 +146,10 @@ def fetch(names=None, log=print, hf_poetry: bool = False) -> dict:
 
     -> {name: "present" | source label | "generated" | "on the fly" | "FAILED: ..."}.
     """
-    from . import mnist, poetry
+    from . import mnist, poetry, store
 
+    for p in store.sweep_leftovers():
+        log(f"removed {p.name}, left by an interrupted fetch")
     fetchers = {"mnist": mnist.fetch, "poetry": poetry.fetch}
     done: dict[str, str] = {}
     results = {}

@@ -93,6 +93,25 @@ def scratch_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def sweep_leftovers(max_age_s: float = 3600.0) -> list[Path]:
+    """Remove what a killed fetch left in the cache: `.fetch-*` scratch folders and `.*.part` files older than
+    max_age_s (a younger one may belong to a fetch running now). They are never read, only wasted space.
+    -> the paths removed."""
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    now, gone = time.time(), []
+    for p in [*root.glob(".fetch-*"), *root.rglob(".*.part")]:
+        try:
+            if now - p.stat().st_mtime < max_age_s:
+                continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            gone.append(p)
+        except OSError:
+            pass  # gone already, or not ours to remove: leave it
+    return gone
+
+
 def cached_npz(fname: str, make, log=print):
     """Arrays from `<cache>/generated/<fname>`, made by `make()` and saved (atomically) when missing or unreadable.
 
