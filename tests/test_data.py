@@ -98,6 +98,19 @@ def test_shapes_generator_formats_and_seeds():
     assert not np.array_equal(shapes.make(seed=2, n_train=60, n_test=20)["train"], b["train"])
 
 
+def test_centred_shapes_keep_kinds_sizes_and_area():
+    anywhere, kinds = shapes.draw(300, seed=0)
+    centred, kinds_c = shapes.draw(300, seed=0, jitter=0.0)
+    np.testing.assert_array_equal(kinds, kinds_c)                     # the same shapes, only moved
+    assert abs(int(centred.sum()) - int(anywhere.sum())) < 0.02 * anywhere.sum()
+    yy, xx = np.mgrid[0:20, 0:20]
+    area = centred.sum((1, 2))
+    cy, cx = (centred * yy).sum((1, 2)) / area, (centred * xx).sum((1, 2)) / area
+    assert np.abs(cy - 9.5).max() < 1.0 and np.abs(cx - 9.5).max() < 1.0
+    cy0 = (anywhere * yy).sum((1, 2)) / anywhere.sum((1, 2))
+    assert cy0.std() > 1.0                                            # the shipped set's centres spread out
+
+
 def test_all_four_kinds_are_drawn():
     masks, kinds = shapes.draw(400, seed=0)
     assert set(kinds) == {0, 1, 2, 3}

@@ -24,14 +24,20 @@ KIND_SCALE = np.array([1.0, 1.2, 1.4, 1.4])  # triangles and stars cover less of
 SHAPE_COLOR = np.array([1, 1, 0], np.uint8)  # dark olive, as in the course's coloured figures
 
 
-def draw(n: int, seed: int, size: int = SIZE):
-    """-> masks (n,size,size) bool (True inside the shape), kinds (n,) in 0..3."""
+def draw(n: int, seed: int, size: int = SIZE, jitter: float | None = None):
+    """-> masks (n,size,size) bool (True inside the shape), kinds (n,) in 0..3.
+    jitter: None = the centre anywhere that keeps the shape inside (the shipped sets); a number j = the centre
+    within +-j pixels of the image centre (0: exactly at the centre, as the course's figures show)."""
     rng = np.random.default_rng(seed)
     kind = rng.integers(0, 4, n)
     r1 = rng.uniform(*SIZE_RANGE, n) * KIND_SCALE[kind]
     rot = rng.uniform(0, 2 * np.pi, n)
     lo, hi = np.minimum(r1, size / 2 - 0.5), np.maximum(size - 1 - r1, size / 2 - 0.5)  # keep it inside
-    cx, cy = rng.uniform(lo, hi), rng.uniform(lo, hi)
+    if jitter is None:
+        cx, cy = rng.uniform(lo, hi), rng.uniform(lo, hi)
+    else:  # as many draws as above, so kinds, sizes and rotations stay the same
+        c = (size - 1) / 2
+        cx, cy = c + rng.uniform(-jitter, jitter, n), c + rng.uniform(-jitter, jitter, n)
     k = np.array([1, 4, 3, 5])[kind]
     ratio = np.select([kind == 1, kind == 2, kind == 3], [np.cos(np.pi / 4), 0.5, rng.uniform(0.38, 0.5, n)], 1.0)
     r2 = r1 * ratio
@@ -68,8 +74,9 @@ def colored(masks: np.ndarray, seed: int) -> np.ndarray:
     return np.where(masks[..., None], SHAPE_COLOR, bg[:, None, None, :]).astype(np.uint8)
 
 
-def make(seed: int = 0, colour: bool = False, n_train: int = N_TRAIN, n_test: int = N_TEST):
-    """-> dict(train, test): binary (N,20,20,1) {0,1} or coloured (N,20,20,3) {0..3}, uint8."""
-    masks, _ = draw(n_train + n_test, seed)
+def make(seed: int = 0, colour: bool = False, n_train: int = N_TRAIN, n_test: int = N_TEST,
+         jitter: float | None = None):
+    """-> dict(train, test): binary (N,20,20,1) {0,1} or coloured (N,20,20,3) {0..3}, uint8. jitter: see draw."""
+    masks, _ = draw(n_train + n_test, seed, jitter=jitter)
     x = colored(masks, seed) if colour else binary(masks)
     return {"train": x[:n_train], "test": x[n_train:]}
