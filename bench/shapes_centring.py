@@ -1,8 +1,8 @@
-"""What the shapes' positions cost: the Q2a PixelCNN on the shipped binary shapes vs the same shapes centred.
+"""What the shapes' positions cost: a Q2a PixelCNN or Q3a iGPT on the shipped binary shapes vs the same shapes centred.
 
-    python bench/shapes_centring.py [--preset homework|quick] [--epochs 10] [--jitter 0 | --shipped]
+    python bench/shapes_centring.py [--question q2a|q3a] [--preset homework|quick] [--epochs 10] [--jitter 0 | --shipped]
 
-Trains `core.questions.q2.BINARY` (same code as a background run, no preview samples) on binary shapes made by
+Trains the question's model (same code as a background run, no preview samples) on binary shapes made by
 `core.data.shapes.make(jitter=...)`: --shipped = the shipped set (centre anywhere in the image), --jitter J = every
 centre within +-J pixels of the image centre (0 = exactly centred, as the course's figures show). Same kinds,
 sizes and rotations either way. Prints the test loss after every epoch and the wall time.
@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core.data import shapes  # noqa: E402
-from core.questions.q2 import BINARY  # noqa: E402
+from core import questions  # noqa: E402
 
 
 class Printer:
@@ -34,19 +34,24 @@ class Printer:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", default="homework", choices=sorted(BINARY.presets))
+    ap.add_argument("--question", default="q2a", choices=("q2a", "q3a"))
+    ap.add_argument("--preset", default="homework", help="a preset of the question (homework, quick, ...)")
     ap.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--jitter", type=float, default=0.0, help="centre within +-J px of the image centre")
     g.add_argument("--shipped", action="store_true", help="the shipped set: centre anywhere")
     a = ap.parse_args()
-    hp = dict(BINARY.presets[a.preset])
+    q = questions.get(a.question)
+    hp = dict(q.preset(a.preset))
+    extra = {"preview": 0} if a.question == "q2a" else {}
+    if a.question == "q3a":
+        hp["preview_samples"] = 0
     if a.epochs:
         hp["epochs"] = a.epochs
     d = shapes.make(jitter=None if a.shipped else a.jitter)
-    print(f"Q2a {a.preset} preset {hp} on {'shipped' if a.shipped else f'centred (+-{a.jitter} px)'} shapes")
+    print(f"{a.question} {a.preset} preset {hp} on {'shipped' if a.shipped else f'centred (+-{a.jitter} px)'} shapes")
     log = Printer()
-    _, res = BINARY.train(d["train"], d["test"], hp, preview=0, ctx=log)
+    res = q.train(d["train"], d["test"], hp, ctx=log, **extra)[-1]   # (model, [config,] TrainResult)
     print(f"final test loss {res.test_losses[-1]:.4f} nats/dim after {len(res.test_losses) - 1} epochs, "
           f"{time.time() - log.t0:.0f} s")
 
