@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core import data, viz
+from core import viz
 from core.questions import get
 from core.questions.q1 import D
 from pages import ui
@@ -22,14 +22,8 @@ st.markdown(
     "between neighbouring values.\n\n"
     "Both are fitted by minimising the negative log-likelihood (nats per example). Train each and compare.")
 
-dataset = st.radio("Data set", list(D), horizontal=True, key="q1:dataset",
-                   format_func=lambda n: {"1d-1": "set 1 — 20 values, one Gaussian",
-                                          "1d-2": "set 2 — 100 values, three Gaussians"}[n])
-try:
-    train, test = data.load(dataset)
-except Exception as e:  # a generator failing is a bug, but the page must still say what happened
-    st.error(f"Could not load {dataset}: {e}")
-    st.stop()
+dataset, train, test = ui.pick_dataset({"1d-1": "set 1 — 20 values, one Gaussian",
+                                        "1d-2": "set 2 — 100 values, three Gaussians"}, key="q1:dataset")
 d = D[dataset]
 st.caption(f"{len(train)} training and {len(test)} test values in 0..{d - 1}.")
 

@@ -128,14 +128,8 @@ def train_extra(view, status):
     if status.get("state") == "running" and view.epochs and len(view.test) > view.epochs and "progress" in view.latest:
         p = view.latest["progress"]
         st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))
-    art = view.artifact("samples") or view.artifact("preview")
-    if art:
-        final = art["name"] == "samples"
-        imgs = np.load(ui.store().dir(view.run_id) / art["npy"])
-        st.image(big(imgs, scale=3 if final else 5, ncols=10 if final else 5),
-                 caption="100 final samples" if final else f"samples after epoch {art.get('epoch')}")
-    elif status.get("state") in ("queued", "running"):
-        st.caption("Samples appear here after every epoch.")
+    ui.run_samples(view, status, view.artifact("samples") or view.artifact("preview"),
+                   lambda imgs, final: big(imgs, scale=3 if final else 5, ncols=10 if final else 5))
 
 
 ui.run_monitor(ui.current_run(q, dataset), extra=train_extra, key=q.key)

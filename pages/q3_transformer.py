@@ -105,14 +105,10 @@ with tab_train:
             if ref:
                 st.caption("The reference was reached on the course's own data; ours is generated with the same "
                            "shapes and value ranges (see the Data sets page), so compare loosely.")
-        art = view.artifact("samples")
-        if art:
-            what = "100 final samples" if art.get("final") else f"samples after epoch {art.get('epoch')}"
-            imgs = np.load(ui.store().dir(view.run_id) / art["npy"])
-            st.image(big(imgs, scale=3 if art.get("final") else 5, ncols=10 if art.get("final") else int(np.ceil(np.sqrt(len(imgs))))),
-                     caption=what + " (drawn with the KV cache)")
-        elif status.get("state") in ("queued", "running"):
-            st.caption("Samples appear here after every epoch.")
+        ui.run_samples(view, status, view.artifact("samples"),
+                       lambda imgs, final: big(imgs, scale=3 if final else 5,
+                                               ncols=10 if final else int(np.ceil(np.sqrt(len(imgs))))),
+                       note=" (drawn with the KV cache)")
 
     ui.run_monitor(ui.current_run(q, dataset), extra=train_extra, key=q.key)
 

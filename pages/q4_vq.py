@@ -289,10 +289,9 @@ def _samples_extra(view, status):
         st.caption(f"Vocabulary: {meta['n_embeddings']} codes + <bos>. A model that knows nothing scores "
                    f"ln {meta['vocab_size']} = {meta['ln_vocab']:.2f} nats/token; {meta['train_images']} training "
                    f"images use {meta['codes_used_in_train']} distinct codes.")
-    ev = view.artifact("samples")
-    if ev:
-        what = "the final 100 samples" if ev.get("final") else f"samples after epoch {ev['epoch']}"
-        st.image(_grid(view.run_id, ev, 2), caption=f"{what}, decoded to images by the tokenizer")
+    ui.run_samples(view, status, view.artifact("samples"),
+                   lambda imgs, final: viz.image_grid(imgs, ncols=10, levels=4, scale=2),
+                   note=", decoded to images by the tokenizer")
     res = status.get("result")
     if res:
         ref = f"{res['test_loss'] - REFERENCE:+.3f} vs the course's {REFERENCE} (its own data and tokenizer)"

@@ -173,6 +173,20 @@ def pick_dataset(titles: dict, key: str):
     return dataset, train, test
 
 
+def run_samples(view: RunView, status: dict, art: dict | None, grid, note: str = ""):
+    """A run's newest sample grid — its final samples (artifact "samples") or the latest per-epoch ones — drawn by
+    grid(images, final) from the saved .npy; while it runs and has none yet, a hint that they are coming."""
+    if art:
+        import numpy as np
+
+        final = art["name"] == "samples" or bool(art.get("final"))
+        imgs = np.load(store().dir(view.run_id) / art["npy"])
+        what = f"{len(imgs)} final samples" if final else f"samples after epoch {art.get('epoch')}"
+        st.image(grid(imgs, final), caption=what + note)
+    elif status.get("state") in ("queued", "running"):
+        st.caption("Samples appear here after every epoch.")
+
+
 def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: str = "nats/dim"):
     """The finished run's headline: final test loss (with its distance to the course's reference), one more
     number of the question's choosing (label, text), and the training time."""

@@ -54,3 +54,32 @@ def test_q1_page_refuses_out_of_range_values_and_launches_nothing(runs_dir):
     assert not at.exception
     assert any("learning rate" in e.value and "between" in e.value for e in at.error)
     assert RunStore(runs_dir).list() == []
+
+
+def test_run_samples_draws_final_or_latest_grid_and_hints_while_running(runs_dir):
+    import numpy as np
+
+    from core.runs import RunSpec, RunStore
+
+    rid = RunStore(runs_dir).submit(RunSpec("q1a", "1d-1", {}), start=False)
+    np.save(RunStore(runs_dir).dir(rid) / "samples.npy", np.zeros((4, 2, 2, 1), np.uint8))
+
+    def script():
+        import numpy as np
+        import streamlit as st
+
+        from pages import ui
+
+        view, grid = ui.RunView(ui.store().ids()[0]), (lambda imgs, final: np.full((8, 8 * len(imgs), 3), 255 * final, np.uint8))
+        ui.run_samples(view, {"state": "done"}, {"name": "samples", "npy": "samples.npy"}, grid)
+        ui.run_samples(view, {"state": "running"}, {"name": "samples_epoch2", "npy": "samples.npy", "epoch": 2},
+                       grid, note=" (note)")
+        ui.run_samples(view, {"state": "running"}, None, grid)
+        ui.run_samples(view, {"state": "done"}, None, grid)
+        st.write("end")
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception
+    captions = [[i.caption for i in e.proto.imgs] for e in at.get("image")]
+    assert captions == [["4 final samples"], ["samples after epoch 2 (note)"]], captions
+    assert [c.value for c in at.caption] == ["Samples appear here after every epoch."]  # only the running one
