@@ -1,10 +1,11 @@
-"""What the shapes' positions cost: a Q2a PixelCNN or Q3a iGPT on the shipped binary shapes vs the same shapes centred.
+"""What the shapes' positions cost: a Q2a PixelCNN or Q3a iGPT on binary shapes placed anywhere vs the same shapes centred.
 
-    python bench/shapes_centring.py [--question q2a|q3a] [--preset homework|quick] [--epochs 10] [--jitter 0 | --shipped]
+    python bench/shapes_centring.py [--question q2a|q3a] [--preset homework|quick] [--epochs 10] [--jitter 0 | --anywhere]
 
 Trains the question's model (same code as a background run, no preview samples) on binary shapes made by
-`core.data.shapes.make(jitter=...)`: --shipped = the shipped set (centre anywhere in the image), --jitter J = every
-centre within +-J pixels of the image centre (0 = exactly centred, as the course's figures show). Same kinds,
+`core.data.shapes.make(jitter=...)`: --anywhere = data version 1 (centre anywhere in the image), --jitter J = every
+centre within +-J pixels of the image centre (0 = exactly centred, as the course's figures show and as the shipped
+set, version 2, is). Same kinds,
 sizes and rotations either way. Prints the test loss after every epoch and the wall time.
 Results in bench/RESULTS.md ("Q2a homework preset on CPU, binary shapes").
 """
@@ -39,7 +40,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--jitter", type=float, default=0.0, help="centre within +-J px of the image centre")
-    g.add_argument("--shipped", action="store_true", help="the shipped set: centre anywhere")
+    g.add_argument("--anywhere", action="store_true", help="data version 1: centre anywhere in the image")
     a = ap.parse_args()
     q = questions.get(a.question)
     hp = dict(q.preset(a.preset))
@@ -48,8 +49,8 @@ def main():
         hp["preview_samples"] = 0
     if a.epochs:
         hp["epochs"] = a.epochs
-    d = shapes.make(jitter=None if a.shipped else a.jitter)
-    print(f"{a.question} {a.preset} preset {hp} on {'shipped' if a.shipped else f'centred (+-{a.jitter} px)'} shapes")
+    d = shapes.make(jitter=None if a.anywhere else a.jitter)
+    print(f"{a.question} {a.preset} preset {hp} on {'anywhere' if a.anywhere else f'centred (+-{a.jitter} px)'} shapes")
     log = Printer()
     res = q.train(d["train"], d["test"], hp, ctx=log, **extra)[-1]   # (model, [config,] TrainResult)
     print(f"final test loss {res.test_losses[-1]:.4f} nats/dim after {len(res.test_losses) - 1} epochs, "
