@@ -8,6 +8,7 @@ d_model 128, 2 layers, 4 heads). Every ratio printed is measured within this one
   (d) training throughput (tokens/s) at batch 32 on 785- and 401-token sequences
 
 Usage: python bench/bench_kvcache.py [--n 100] [--uncached-every K] [--repeats R] [--skip-hf] [--skip-train]
+                                    [--device cpu|cuda]   (cuda: every timing synchronises the GPU first)
 The uncached sampler's step at position t costs one forward over t tokens whatever the tokens are, so by default
 it is timed exactly at every K-th position (K=8, best of --repeats) on the cached run's tokens and the total is
 the sum of the linear interpolation over all positions; --uncached-every 1 runs the whole uncached sampler instead.
@@ -31,9 +32,19 @@ BOS, STEPS = 64, 784
 CFG = TransformerConfig(vocab_size=65, block_size=STEPS + 1, d_model=128, n_heads=4, n_layers=2)
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(f):
+    sync()
     s = time.perf_counter()
     out = f()
+    sync()
     return out, time.perf_counter() - s
 
 
@@ -51,14 +62,14 @@ def cache_bytes_read(cfg: TransformerConfig, n: int, steps: int) -> float:
 
 
 def matmul_rate(size=1024, reps=10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, device=DEVICE), torch.randn(size, size, device=DEVICE)
     a @ b
     _, t = timed(lambda: [a @ b for _ in range(reps)])
     return 2 * size**3 * reps / t
 
 
 def read_bandwidth(mb=160, reps=10) -> float:
-    x = torch.randn(int(mb * 2**20 / 4))
+    x = torch.randn(int(mb * 2**20 / 4), device=DEVICE)
     x.sum()
     _, t = timed(lambda: [x.sum() for _ in range(reps)])
     return x.numel() * 4 * reps / t
@@ -81,7 +92,7 @@ def part_a(model, n, every, seed, repeats):
         same = torch.equal(tok_u, tok_c)
         how = "measured in full"
     else:  # time the uncached step exactly at every k-th position, on the cached run's tokens
-        noise = gumbel_noise(STEPS, n, CFG.vocab_size, torch.Generator().manual_seed(seed))
+        noise = gumbel_noise(STEPS, n, CFG.vocab_size, torch.Generator().manual_seed(seed), DEVICE)
         pos = sorted(set(range(0, STEPS, every)) | {STEPS - 1})
         measured, agree = [], 0
         with torch.inference_mode():
@@ -90,9 +101,11 @@ def part_a(model, n, every, seed, repeats):
                     runs.append(cached_run())
                 best = math.inf
                 for _ in range(repeats):
+                    sync()
                     start = time.perf_counter()
                     logits = model(tok_c[:, : s + 1])[:, -1]
                     nxt = (logits.float() + noise[s]).argmax(-1)
+                    sync()
                     best = min(best, time.perf_counter() - start)
                 measured.append(best)
                 agree += int(torch.equal(nxt, tok_c[:, s + 1]))
@@ -134,8 +147,8 @@ def part_c(model, n, seed, repeats):
         return
     transformers.logging.set_verbosity_error()
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=65, n_positions=STEPS + 1, n_embd=128, n_layer=2, n_head=4,
-                                    bos_token_id=BOS, eos_token_id=None)).eval()
-    ids = torch.full((n, 1), BOS)
+                                    bos_token_id=BOS, eos_token_id=None)).eval().to(DEVICE)
+    ids = torch.full((n, 1), BOS, device=DEVICE)
 
     def hf_generate():  # top_k=0: sample from the full softmax, as ours does (HF's default would keep 50)
         with torch.inference_mode():
@@ -160,9 +173,9 @@ def part_d(batch=32, reps=5):
     print(f"\n(d) training throughput, batch {batch}, Adam, homework architecture (d128, 4 heads, 2 layers)")
     for T in (785, 401):
         torch.manual_seed(0)
-        model = Transformer(TransformerConfig(vocab_size=65, block_size=T))
+        model = Transformer(TransformerConfig(vocab_size=65, block_size=T)).to(DEVICE)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x = torch.randint(0, 65, (batch, T))
+        x = torch.randint(0, 65, (batch, T), device=DEVICE)
 
         def train_step():
             loss = model.loss(x)
@@ -185,10 +198,14 @@ def main():
     ap.add_argument("--repeats", type=int, default=2, help="timings are the best of this many (shared machine)")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}")
     torch.manual_seed(args.seed)
-    model = Transformer(CFG).eval()
+    model = Transformer(CFG).eval().to(DEVICE)
     t_cached = part_a(model, args.n, args.uncached_every, args.seed, args.repeats)
     part_b(t_cached, args.n)
     if not args.skip_hf:
