@@ -238,7 +238,8 @@ class BinaryQ(PixelCNNQ):
     fields = _fields(64, Field("layers", 5, 0, 20, help="k x k type-B convolutions after the type-A one "
                                                         "(two 1x1 type-B convolutions always follow)"))
     presets = {  # the first preset is the default on a CPU
-        # measured on 2 shared CPU cores: shapes 0.775 -> 0.068 nats/dim in 111 s; MNIST 0.611 -> 0.088 in 249 s
+        # measured on 2 CPU cores: shapes 0.775 -> 0.050 nats/dim in 105 s (data v2; v1 0.068); MNIST 0.611 -> 0.088
+        # in 249 s
         "quick": {"filters": 32, "layers": 4, "epochs": 10, "batch_size": 32, "subset": 6000.0},
         "homework": {},   # the spec's net: 7x7 A, five 7x7 B, two 1x1 B, 64 filters; Adam 1e-3, batch 128, 10 epochs
     }
@@ -253,7 +254,7 @@ class ColourQ(PixelCNNQ):
                      (Field("layer_norm", True, label="layer norm",
                             help="over the channels of each pixel only, so no pixel sees a later one"),))
     presets = {  # the first preset is the default on a CPU
-        # measured on 2 shared CPU cores: coloured shapes 1.380 -> 0.067 nats/dim in 164 s; coloured MNIST
+        # measured on 2 CPU cores: coloured shapes 1.379 -> 0.056 nats/dim in 133 s (data v2; v1 0.067); coloured MNIST
         # ~35 s per epoch (1.415 -> 0.345 after 4 epochs)
         "quick": {"filters": 64, "blocks": 3, "epochs": 10, "batch_size": 32, "subset": 6000.0},
         "homework": {"epochs": 15},  # 120 filters, 8 blocks, layer norm; Adam 1e-3, batch 128

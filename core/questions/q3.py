@@ -275,8 +275,8 @@ FIELDS = (
           help="images drawn (with the KV cache) after every epoch"),
 )
 PRESETS = {  # the first preset is the default on a CPU
-    # measured on 2 shared CPU cores: shapes 1.01 -> 0.098 nats/dim in ~2 min (blobby shapes), coloured shapes
-    # 1.39 -> 0.044 in ~2 min; on MNIST this preset would take 15+ minutes: use quick-mnist
+    # measured on 2 CPU cores (data v2, centred shapes): shapes 1.01 -> 0.076 nats/dim in 99 s, coloured shapes
+    # 1.39 -> 0.036 in 99 s; on MNIST this preset would take 15+ minutes: use quick-mnist
     "quick": {"d_model": 64, "heads": 4, "layers": 2, "epochs": 3, "batch_size": 32, "lr": 3e-3,
               "warmup_steps": 50, "data_fraction": 0.5, "preview_samples": 9},
     # the same model, one pass over 20% of MNIST (12,000 images, 375 steps): binary MNIST 1.06 -> 0.124 in 3-4.5
