@@ -226,9 +226,12 @@ with tab_race:
                           xaxis_range=[0, start["steps"]], margin=dict(l=10, r=10, t=10, b=10),
                           legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
         st.plotly_chart(fig, key=f"q3c:times:{view.run_id}:{view.offset}:{len(times['cached'])}")
-        st.caption(f"{start['n']} samples of {start['steps']} steps each on {start['device']}, model "
-                   f"`{start['source']}`. The first cached step includes the prefill. "
-                   "Wall-clock times on a shared machine: other work (this page included) adds spikes.")
+        th = start.get("threads")
+        st.caption(f"{start['n']} samples of {start['steps']} steps each on {start['device']}"
+                   + (f" ({th} thread{'s' if th > 1 else ''}, one core left to this page and the browser)"
+                      if th and th < start.get("cores", th) else "")
+                   + f", model `{start['source']}`. The first cached step includes the prefill. Wall-clock "
+                   "times: other work on the machine adds spikes.")
         res = status.get("result")
         if res:
             c1, c2, c3 = st.columns(3)

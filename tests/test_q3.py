@@ -241,3 +241,21 @@ def test_page_completes_shows_attention_and_launches_a_race(runs_dir, no_pretrai
     assert not at.exception, [e.value for e in at.exception]
     races = RunStore(runs_dir).list(question="q3c")
     assert len(races) == 1 and races[0]["spec"]["hparams"]["checkpoint"] == f"run:{rid}"
+
+
+def test_race_on_a_cpu_leaves_one_core_to_the_page(monkeypatch):
+    from core import device
+    from core.questions.q3 import race_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(device, "cpu_count", lambda: 2)
+        torch.set_num_threads(2)
+        assert race_threads("cpu") == 1 and torch.get_num_threads() == 1   # all cores held: give one back
+        assert race_threads("cpu") == 1                                       # never below one
+        monkeypatch.setattr(device, "cpu_count", lambda: 8)
+        torch.set_num_threads(2)
+        assert race_threads("cpu") == 2 and torch.get_num_threads() == 2   # a share of a bigger box: as given
+        assert race_threads("cuda") is None
+    finally:
+        torch.set_num_threads(before)

@@ -369,6 +369,22 @@ class ColourQ(IGPT):
 
 
 # ----------------------------------------------------------------------------------------------- Q3c: the race
+def race_threads(device: str) -> int | None:
+    """On a CPU, a race that holds every core is timed while the page and the browser that draw it take turns on
+    the same cores: its steps stall whenever they redraw (2 cores, browser alongside: 45 s uncached and 2.1 s cached
+    for 8 coloured MNIST images, against 27 s and 0.6 s alone). So the race leaves one core to them. Returns the
+    torch threads the race uses (None on a GPU)."""
+    if device != "cpu":
+        return None
+    from ..device import cpu_count
+
+    threads = torch.get_num_threads()
+    if threads > 1 and threads >= cpu_count():
+        threads -= 1
+        torch.set_num_threads(threads)
+    return threads
+
+
 class RaceQ(Question):
     """Sampling only: needs a checkpoint, no training data."""
     key, title = "q3c", "KV-cache race"
@@ -378,7 +394,8 @@ class RaceQ(Question):
               help="'pretrained:NAME' or 'run:RUN_ID'; empty = the checkpoint shipped for the data set"),
         Field("n_samples", 100, 1, 100, label="samples", help="images drawn by each sampler (one batch)"),
     )
-    # uncached, 100 coloured MNIST images take 10+ minutes on 2 CPU cores; 8 took 26 s (cached: 0.6 s)
+    # uncached, 100 coloured MNIST images take 10+ minutes on 2 CPU cores; 8 took 27 s (cached: 0.6 s) with both
+    # cores, 43-50 s (cached 0.8 s) on the one core a race leaves itself on a 2-core machine (race_threads)
     presets = {"quick": {"n_samples": 8}, "homework": {}}
 
     @staticmethod
@@ -403,7 +420,11 @@ class RaceQ(Question):
         model, config = load_model(src, ctx.run_dir.parent, ctx.device)
         H, W, C = config["image_shape"]
         n, steps, chunk = hp["n_samples"], H * W, CHUNK
-        ctx.emit("race_start", source=src, n=n, steps=steps, image_shape=[H, W, C], device=ctx.device)
+        threads = race_threads(ctx.device)
+        from ..device import cpu_count
+
+        ctx.emit("race_start", source=src, n=n, steps=steps, image_shape=[H, W, C], device=ctx.device,
+                 threads=threads, cores=cpu_count())
         buf, last = {"uncached": [], "cached": []}, [time.time()]
 
         def flush(name, step):
