@@ -135,7 +135,7 @@ def test_q3_a_returns_losses_and_100_samples():
         homework.q3_b(train, test, (6, 6, 3), 1)
 
 
-def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir):
+def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir, monkeypatch):
     """q3b trains through the worker (tiny, a slice of the data), saves a checkpoint the race then loads."""
     from core import checkpoints, worker
     from core.questions.q3 import load_model, model_choices
@@ -169,13 +169,24 @@ def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir):
 
     race_id = store.submit(RunSpec("q3c", "shapes-colored", {"checkpoint": f"run:{rid}", "n_samples": 2}),
                            start=False)
-    assert worker.main(str(runs_dir / race_id)) == 0
+    from core import device
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(device, "cpu_count", lambda: 2)  # the race holds every core: it gives one back ...
+    try:
+        assert worker.main(str(runs_dir / race_id)) == 0
+        assert torch.get_num_threads() == 2               # ... for the race only (the worker ran in this process)
+    finally:
+        torch.set_num_threads(before)
     res = store.status(race_id)["result"]
     assert res["identical"] == 2 and res["steps"] == 400 and res["speedup"] > 0
     events, _ = store.events(race_id)
     steps = {name: sum(len(e["times"]) for e in events if e["type"] == "race_times" and e["sampler"] == name)
              for name in ("uncached", "cached")}
     assert steps == {"uncached": 400, "cached": 400}
+    start = next(e for e in events if e["type"] == "race_start")
+    assert (start["threads"], start["cores"]) == (1, 2)
     assert np.array_equal(np.load(runs_dir / race_id / "no_cache.npy"), np.load(runs_dir / race_id / "with_cache.npy"))
 
 

@@ -420,8 +420,10 @@ class RaceQ(Question):
         model, config = load_model(src, ctx.run_dir.parent, ctx.device)
         H, W, C = config["image_shape"]
         n, steps, chunk = hp["n_samples"], H * W, CHUNK
-        threads = race_threads(ctx.device)
         from ..device import cpu_count
+
+        before = torch.get_num_threads()  # the worker may run in-process (tests): hand the threads back after
+        threads = race_threads(ctx.device)
 
         ctx.emit("race_start", source=src, n=n, steps=steps, image_shape=[H, W, C], device=ctx.device,
                  threads=threads, cores=cpu_count())
@@ -443,8 +445,11 @@ class RaceQ(Question):
                 done = step + 1 + (steps if name == "cached" else 0)
                 ctx.progress(done / (2 * steps), f"{name} sampler: step {step + 1} of {steps}")
 
-        with full_float32():
-            out = race(model, config, n, spec.seed, callback)
+        try:
+            with full_float32():
+                out = race(model, config, n, spec.seed, callback)
+        finally:
+            torch.set_num_threads(before)
         levels = 4 if config["colour"] else 2
         ctx.save_images("no_cache", out["samples_uncached"], ncols=min(10, n), levels=levels)
         ctx.save_images("with_cache", out["samples_cached"], ncols=min(10, n), levels=levels)
