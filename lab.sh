@@ -2,6 +2,8 @@
 # Set-up and entry points for Autoregressive Lab on a fresh machine.
 #   bash lab.sh app    create .venv, install, fetch the data it can, start the app on http://localhost:8501
 #   bash lab.sh test   create .venv, install (+ test tools, Chromium if it can), fetch data, run the tests
+# ARLAB_DEV=1 bash lab.sh app: reload pages when their source is saved (a polling watcher on the app's own files;
+# the served default watches nothing, see .streamlit/config.toml)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -24,8 +26,10 @@ case "${1:-app}" in
   app)
     install requirements.txt
     fetch
+    dev=()
+    [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true)
     exec .venv/bin/python -m streamlit run app.py --server.address "${ARLAB_ADDRESS:-127.0.0.1}" \
-      --server.port "${ARLAB_PORT:-8501}" --server.headless true --browser.gatherUsageStats false
+      --server.port "${ARLAB_PORT:-8501}" "${dev[@]}"
     ;;
   test)
     install requirements-dev.txt

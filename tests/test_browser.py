@@ -3,7 +3,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -27,14 +26,14 @@ def server(runs_dir):
         pytest.skip("Chromium is not installed (bash lab.sh test installs it as root)")
     pytest.importorskip("playwright")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env={**os.environ, "ARLAB_RUNS_DIR": str(runs_dir)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # exactly the README's command (its config: localhost, no file watcher); it installs nothing new here
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_") and k != "ARLAB_DEV"}
+    proc = subprocess.Popen(["bash", "lab.sh", "app"], cwd=ROOT,
+                            env={**env, "ARLAB_RUNS_DIR": str(runs_dir), "ARLAB_PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     t0 = time.time()
-    while time.time() - t0 < 60:
+    while time.time() - t0 < 240:
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
                 break
@@ -42,7 +41,7 @@ def server(runs_dir):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("the app did not answer /_stcore/health within 60 s")
+        pytest.fail("the app did not answer /_stcore/health within 240 s")
     yield url
     proc.terminate()
     proc.wait(10)
