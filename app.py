@@ -3,22 +3,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import ui
+import ui
+from core.questions import QUESTIONS
 
 st.set_page_config(page_title="Autoregressive Lab", page_icon="🧪", layout="wide")
 
 HERE = Path(__file__).parent
-# (file, title, icon); a question's page appears once its file exists
+# (file, title, icon); the questions come from the one list in core.questions; a page appears once its file exists
 PAGES = {
     "Lab": [("pages/home.py", "Home", "🏠"), ("pages/data_sets.py", "Data sets", "🗂️"), ("pages/runs.py", "Runs", "📋")],
-    "Questions": [
-        ("pages/q1_1d.py", "Q1 · 1-D data", "📊"),
-        ("pages/q2_pixelcnn.py", "Q2 · PixelCNN", "🧱"),
-        ("pages/q3_transformer.py", "Q3 · iGPT + KV cache", "⚡"),
-        ("pages/q4_vq.py", "Q4 · VQ tokens", "🧩"),
-        ("pages/q5_poetry.py", "Q5 · Poetry", "✒️"),
-        ("pages/q6_multimodal.py", "Q6 · Text + image", "🖼️"),
-    ],
+    "Questions": [(f"pages/{q.page}", q.title, q.icon) for q in QUESTIONS],
 }
 nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for f, t, i in items if (HERE / f).exists()]
        for section, items in PAGES.items()}
@@ -26,6 +20,7 @@ page = st.navigation(nav)
 
 with st.sidebar:
     from core.device import describe
+
 
     st.markdown(f"**Device:** {describe(ui.device())}")
     counts = ui.store().queue_summary()

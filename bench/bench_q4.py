@@ -19,10 +19,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig  # noqa: E402
+from core.questions.base import Data, RunContext  # noqa: E402
 from core.questions.q4 import TOKEN_TRANSFORMER, TOKENIZER  # noqa: E402
 
 
-class Recorder:
+class Recorder(RunContext):
     def __init__(self):
         self.events = []
 
@@ -45,8 +46,8 @@ def step_seconds(rec: Recorder) -> float:
 
 def job_q4a(device, size="full", batch=128, steps=150):
     rec = Recorder()
-    TOKENIZER.train(images(batch * steps), images(1000, 1), {"model_size": size, "epochs": 2, "batch_size": batch},
-                    device=device, ctx=rec)
+    TOKENIZER.train(Data(images(batch * steps), images(1000, 1)), {"model_size": size, "epochs": 2,
+                    "batch_size": batch}, device=device, ctx=rec)
     return step_seconds(rec)
 
 
@@ -55,8 +56,8 @@ def job_q4b(device, batch=128, steps=150, tok=None):
     torch.manual_seed(0)
     tok = tok or VQTokenizer(VQVAE(VQVAEConfig.preset("small")).to(device))
     hp = {k: v for k, v in TOKEN_TRANSFORMER.preset("homework").items() if k != "tokenizer"}
-    TOKEN_TRANSFORMER.train(images(batch * steps), images(1000, 1), {**hp, "epochs": 2, "batch_size": batch},
-                            tok, device=device, ctx=rec)
+    TOKEN_TRANSFORMER.train(Data(images(batch * steps), images(1000, 1), tokenizer=tok),
+                            {**hp, "epochs": 2, "batch_size": batch}, device=device, ctx=rec)
     return step_seconds(rec)
 
 

@@ -16,7 +16,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from core.questions.q3 import full_float32, load_model, race  # noqa: E402
+from core.questions.q3 import full_float32, race  # noqa: E402
+from core.sources import load as load_model  # noqa: E402
 
 
 def main():
@@ -26,7 +27,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    model, config = load_model(f"pretrained:{a.model}", device=a.device)
+    model, config = load_model(f"pretrained:{a.model}", a.device)
     where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}; model {a.model}, {a.n} samples, seed {a.seed}")
     with full_float32():

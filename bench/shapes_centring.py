@@ -18,10 +18,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core.data import shapes  # noqa: E402
+from core.questions.base import Data, RunContext  # noqa: E402
 from core import questions  # noqa: E402
 
 
-class Printer:
+class Printer(RunContext):
     def __init__(self):
         self.t0 = time.time()
 
@@ -44,7 +45,6 @@ def main():
     a = ap.parse_args()
     q = questions.get(a.question)
     hp = dict(q.preset(a.preset))
-    extra = {"preview": 0} if a.question == "q2a" else {}
     if a.question == "q3a":
         hp["preview_samples"] = 0
     if a.epochs:
@@ -52,7 +52,7 @@ def main():
     d = shapes.make(jitter=None if a.anywhere else a.jitter)
     print(f"{a.question} {a.preset} preset {hp} on {'anywhere' if a.anywhere else f'centred (+-{a.jitter} px)'} shapes")
     log = Printer()
-    res = q.train(d["train"], d["test"], hp, ctx=log, **extra)[-1]   # (model, [config,] TrainResult)
+    res = q.train(Data(d["train"], d["test"], name="shapes"), hp, ctx=log).result   # log keeps nothing: no previews
     print(f"final test loss {res.test_losses[-1]:.4f} nats/dim after {len(res.test_losses) - 1} epochs, "
           f"{time.time() - log.t0:.0f} s")
 

@@ -9,12 +9,22 @@ import numpy as np
 
 from .device import pick_device
 from .questions import get
+from .questions.base import Data
+
+
+def _train(key, data: Data, hp: dict | None = None):
+    """Train question `key` in-process with its homework preset (+ hp) -> Trained."""
+    q = get(key)
+    return q.train(data, q.hparams(hp, "homework"), seed=0, device=pick_device())
+
+
+def _curves(t):
+    return np.array(t.result.train_losses), np.array(t.result.test_losses)
 
 
 def _train_1d(key, train_data, test_data, d, dset_id):
-    q = get(key)
-    model, res = q.train(train_data, test_data, d, q.preset("homework"), seed=0, device=pick_device())
-    return np.array(res.train_losses), np.array(res.test_losses), q.distribution(model)
+    t = _train(key, Data(train_data, test_data, d=d))
+    return (*_curves(t), get(key).distribution(t.model))
 
 
 def q1_a(train_data, test_data, d, dset_id):
@@ -30,10 +40,8 @@ def q1_b(train_data, test_data, d, dset_id):
 def q5_a(train_text, test_text):
     """Character-level poet: (train losses per minibatch, test losses (epochs+1) in nats/char,
     5 unconditional samples of up to 128 characters, cut at <eos>). Texts: lists of poems (or one str)."""
-    q = get("q5")
-    hp = q.preset("homework")
-    model, tok, res, _ = q.train(train_text, test_text, hp, seed=0, device=pick_device())
-    return np.array(res.train_losses), np.array(res.test_losses), q.final_samples(model, tok, hp)
+    t = _train("q5", Data(train_text, test_text))
+    return (*_curves(t), get("q5").final_samples(t.model, t.extras["tokenizer"], get("q5").hparams(None, "homework")))
 
 
 def q4_a(images, vqvae):
@@ -50,11 +58,9 @@ def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
 
     if tuple(image_shape) != (28, 28, 3):
         raise ValueError(f"Q4 works on 28x28x3 images; got image_shape {tuple(image_shape)}")
-    q = get("q4b")
-    hp = {k: v for k, v in q.preset("homework").items() if k != "tokenizer"}
-    model, res, _ = q.train(train_data, test_data, hp, vqvae, seed=0, device=pick_device())
-    samples, _ = sample_images(model, vqvae, N_FINAL, seed=0, temperature=hp["temperature"])
-    return np.array(res.train_losses), np.array(res.test_losses), samples
+    t = _train("q4b", Data(train_data, test_data, tokenizer=vqvae, source="notebook"))
+    samples, _ = sample_images(t.model, vqvae, N_FINAL, seed=0, temperature=get("q4b").preset("homework")["temperature"])
+    return (*_curves(t), samples)
 
 
 
@@ -66,10 +72,9 @@ def _q3_check_shape(data, image_shape):
 
 
 def _q3_train(key, train_data, test_data, image_shape, hp=None):
-    """-> (model, config, TrainResult), trained with the homework preset (+ hp)."""
+    """-> Trained, with the homework preset (+ hp)."""
     _q3_check_shape(train_data, image_shape)
-    q = get(key)
-    return q.train(train_data, test_data, {**q.preset("homework"), **(hp or {})}, seed=0, device=pick_device())
+    return _train(key, Data(train_data, test_data), hp)
 
 
 def q3_a(train_data, test_data, image_shape, dset_id, hp=None):
@@ -77,8 +82,8 @@ def q3_a(train_data, test_data, image_shape, dset_id, hp=None):
     100 samples (100,H,W,1) uint8). `hp` overrides the homework preset."""
     from .questions.q3 import N_FINAL, generate
 
-    model, config, res = _q3_train("q3a", train_data, test_data, image_shape, hp)
-    return np.array(res.train_losses), np.array(res.test_losses), generate(model, config, N_FINAL, seed=0)
+    t = _q3_train("q3a", train_data, test_data, image_shape, hp)
+    return (*_curves(t), generate(t.model, t.config, N_FINAL, seed=0))
 
 
 def q3_b(train_data, test_data, image_shape, dset_id, hp=None):
@@ -86,8 +91,8 @@ def q3_b(train_data, test_data, image_shape, dset_id, hp=None):
     (losses in nats per sub-pixel dimension = nats per token / 3)."""
     from .questions.q3 import N_FINAL, generate
 
-    model, config, res = _q3_train("q3b", train_data, test_data, image_shape, hp)
-    return np.array(res.train_losses), np.array(res.test_losses), generate(model, config, N_FINAL, seed=0)
+    t = _q3_train("q3b", train_data, test_data, image_shape, hp)
+    return (*_curves(t), generate(t.model, t.config, N_FINAL, seed=0))
 
 
 def q3_c(train_data, test_data, image_shape, dset_id, hp=None, n_samples=100, use_pretrained=True):
@@ -95,20 +100,22 @@ def q3_c(train_data, test_data, image_shape, dset_id, hp=None, n_samples=100, us
     the cache, samples without (n,H,W,C) uint8, samples with). The model: the checkpoint shipped for the set
     (dset_id 1 = coloured shapes, 2 = coloured MNIST) if present and `use_pretrained`, else trained here with
     the homework preset (+ `hp`). No cache: ~10+ minutes for 100 coloured MNIST images on a CPU."""
+    from . import sources
     from .checkpoints import CheckpointError
-    from .questions.q3 import PRETRAINED, compatibility, full_float32, load_model, race
+    from .questions.q3 import PRETRAINED, compatibility, full_float32, race
 
     shape = _q3_check_shape(train_data, image_shape)
     model = None
     if use_pretrained:
         try:
-            model, config = load_model(f"pretrained:{PRETRAINED['shapes-colored' if dset_id == 1 else 'mnist-colored']}",
-                                       device=pick_device())
+            model, config = sources.load(f"pretrained:{PRETRAINED['shapes-colored' if dset_id == 1 else 'mnist-colored']}",
+                                         pick_device())
             model = None if compatibility(config, shape) else model
         except (CheckpointError, ValueError):  # none shipped yet: train one
             model = None
     if model is None:
-        model, config, _ = _q3_train("q3b" if shape[-1] == 3 else "q3a", train_data, test_data, image_shape, hp)
+        t = _q3_train("q3b" if shape[-1] == 3 else "q3a", train_data, test_data, image_shape, hp)
+        model, config = t.model, t.config
     with full_float32():
         out = race(model, config, n_samples, seed=0)
     return (np.array(out["times_uncached"]), np.array(out["times_cached"]), out["samples_uncached"],
@@ -116,11 +123,9 @@ def q3_c(train_data, test_data, image_shape, dset_id, hp=None, n_samples=100, us
 
 
 def _train_pixelcnn(key, train_data, test_data, image_shape, overrides):
-    q = get(key)
-    model, res = q.train(train_data, test_data, {**q.preset("homework"), **overrides}, seed=0,
-                         device=pick_device(), preview=0)
+    t = _train(key, Data(train_data, test_data), overrides)
     shape = tuple(image_shape)[:2] + (1 if key == "q2a" else 3,)
-    return np.array(res.train_losses), np.array(res.test_losses), q.final_samples(model, shape)
+    return (*_curves(t), get(key).final_samples(t.model, shape))
 
 
 def q2_a(train_data, test_data, image_shape, dset_id, **overrides):

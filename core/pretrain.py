@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import checkpoints
-from .runs import RunSpec, RunStore
+from .lab import RunSpec, store as RunStore
 
 
 def parse_value(text: str):
@@ -32,7 +32,7 @@ def pretrain(name: str, question: str, dataset: str, preset: str = "homework", o
              runs_root: Path | None = None) -> dict:
     from . import questions
     from .device import describe, pick_device
-    from .worker import main as run_worker
+    from .engine.worker import main as run_worker
 
     q = questions.get(question)
     hp = {**q.preset(preset), **(overrides or {})}

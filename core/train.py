@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .context import RunContext
+
 
 class RunCancelled(Exception):
     """Raised between minibatches when the run was asked to stop."""
@@ -52,20 +54,24 @@ class TrainResult:
         return asdict(self)
 
 
-class NullContext:
-    """Stands in for a run context when training in-process (notebook functions, scripts, tests)."""
-
-    def emit(self, type, **fields):
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def subset_indices(n: int, amount: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of n rows: amount <= 1 is a share, above 1 a number of rows."""
+    keep = min(n, max(1, round(amount * n)) if amount <= 1 else int(amount))
+    if keep >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:keep])
+
+
+def subset(x, amount: float, seed: int):
+    """The rows of subset_indices (all of x, unchanged, when it keeps everything)."""
+    idx = subset_indices(len(x), amount, seed)
+    return x if len(idx) == len(x) else x[idx]
 
 
 def _n(data) -> int:
@@ -138,7 +144,7 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     on_epoch_end(epoch, model) is called after each epoch's test loss (e.g. to draw preview samples).
     Emits events: train {step, epoch, loss, lr}, test {epoch, loss}, epoch {epoch, seconds}.
     """
-    ctx = ctx or NullContext()
+    ctx = ctx or RunContext()
     seed_everything(cfg.seed)
     device = cfg.device
     model.to(device)

@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import data, viz
-from pages import ui
+import ui
 
 ui.in_app()
 

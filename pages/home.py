@@ -1,10 +1,12 @@
 """Home: what the lab is, the questions and their status, the device and the queue."""
 import streamlit as st
 
+from pathlib import Path
+
+import ui
 from core import checkpoints
 from core.device import describe
-from pages import ui
-from pages.questions_index import QUESTIONS
+from core.questions import QUESTIONS, reference_text
 
 ui.in_app()
 
@@ -25,14 +27,15 @@ c2.metric("Runs", f"{counts['running']} running · {counts['queued']} queued", f
 
 st.subheader("The questions")
 shipped = checkpoints.manifest()
-rows = []
+rows, pages = [], Path(__file__).parent
+all_runs = ui.store().list()
 for q in QUESTIONS:
-    runs = [r for r in ui.store().list() if r["spec"].get("question", "").startswith(q["key"])]
+    runs = [r for r in all_runs if r["spec"].get("question", "") in q.parts]
     done = [r for r in runs if r["status"].get("state") == "done"]
-    rows.append({"question": q["title"], "what you do": q["what"],
-                 "reference (set 1)": q["reference"],
-                 "page": "ready" if q["page_exists"] else "coming",
-                 "pretrained": sum(e["question"].startswith(q["key"]) for e in shipped),
+    rows.append({"question": q.title, "what you do": q.what,
+                 "reference (set 1)": reference_text(q),
+                 "page": "ready" if (pages / q.page).exists() else "coming",
+                 "pretrained": sum(e["question"] in q.parts for e in shipped),
                  "your runs (done)": f"{len(runs)} ({len(done)})"})
 st.dataframe(rows, hide_index=True, width="stretch")
 st.caption("Pages on the left. Every run is recorded under `runs/` — the Runs page lists, compares, cancels and deletes them.")

@@ -5,11 +5,9 @@ import streamlit as st
 from core import viz
 from core.questions import get
 from core.questions.q1 import D
-from pages import ui
+import ui
 
 ui.in_app()
-
-REFERENCE = {"q1a": 2.562, "q1b": 2.555}  # the course's final test losses on data set 1 (nats/dim)
 
 st.title("📊 Q1 · One discrete variable")
 st.markdown(
@@ -42,11 +40,12 @@ def _show_dist(key):
         probs = view.latest.get("dist", {}).get("probs")
         if probs:
             st.plotly_chart(viz.distribution_plot(train, d, {get(key).title: np.array(probs)}),
-                            key=f"q1dist:{key}:{view.run_id}:{view.offset}")
+                            key=f"q1dist:{key}:{view.run_id}")
         res = status.get("result")
         if res:
-            ref = REFERENCE[key] if dataset == "1d-1" else None
-            st.metric("final test loss", f"{res['test_loss']:.4f} nats/dim",
+            q = get(key)
+            ref = q.reference.get(dataset)
+            st.metric("final test loss", f"{res['test_loss']:.4f} {q.unit}",
                       f"{res['test_loss'] - ref:+.4f} vs reference {ref}" if ref else f"{res['bits_per_dim']:.4f} bits/dim",
                       delta_color="inverse" if ref else "off")
     return extra

@@ -6,8 +6,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import viz
+from core import sources
 from core.questions import get, q2
-from pages import ui
+import ui
 
 ui.in_app()
 
@@ -124,7 +125,7 @@ ui.train_panel(q, dataset)
 def train_extra(view, status):
     res = status.get("result")
     if res:
-        ui.result_metrics(res, q2.REFERENCE.get(dataset), ("bits per dim", f"{res['bits_per_dim']:.4f}"))
+        ui.result_metrics(res, q.reference.get(dataset), ("bits per dim", f"{res['bits_per_dim']:.4f}"))
     if status.get("state") == "running" and view.epochs and len(view.test) > view.epochs and "progress" in view.latest:
         p = view.latest["progress"]
         st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))
@@ -140,10 +141,10 @@ st.header("Samples and completions")
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _model(source: str, runs_root: str, device: str):
-    return q2.load_model(source, runs_root, device)
+    return sources.load(source, device, runs_root, questions=("q2a", "q2b"))
 
 
-choices = q2.model_choices(dataset, ui.store().root)
+choices = sources.choices(("q2a", "q2b"), dataset, ui.store().root)
 if not choices:
     st.info(f"No model for {TITLES[dataset]} yet: the pretrained checkpoint `{q2.PRETRAINED[dataset]}` is not "
             f"shipped yet and no run on this set has finished. Train one above (quick preset: ~2 minutes on "

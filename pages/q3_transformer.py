@@ -5,9 +5,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import viz
+from core import sources
 from core.questions import get, q3
-from core.runs import InvalidSpec, RunSpec
-from pages import ui
+import ui
 
 ui.in_app()
 
@@ -45,7 +45,7 @@ def big(images, scale=6, ncols=10):
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _model(source: str, runs_root: str):
-    return q3.load_model(source, runs_root)
+    return sources.load(source, "cpu", runs_root)
 
 
 VIRIDIS = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in pc.sequential.Viridis], float)
@@ -62,7 +62,7 @@ def heat(m):
 
 def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
     """A select box over the shipped checkpoints and finished runs for `dset`; -> (model, config) or None."""
-    choices = q3.model_choices(dset, questions, ui.store().root)
+    choices = sources.choices(questions, dset, ui.store().root)
     if not choices:
         name = q3.PRETRAINED[dset]
         st.info(f"No model for {TITLES[dset]} yet: the pretrained checkpoint `{name}` is not shipped yet and no "
@@ -99,7 +99,7 @@ with tab_train:
     def train_extra(view, status):
         res = status.get("result")
         if res:
-            ref = q3.REFERENCE.get(dataset)
+            ref = q.reference.get(dataset)
             ui.result_metrics(res, ref, ("nats per pixel token", f"{res['nats_per_pixel']:.4f}") if C == 3
                               else ("bits per dim", f"{res['bits_per_dim']:.4f}"))
             if ref:
@@ -183,7 +183,7 @@ with tab_race:
     colour_sets = [d for d in q3.COLOUR_SETS]
     race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
                         format_func=TITLES.get, key="q3:race:dataset")
-    choices = q3.model_choices(race_set, ("q3b",), ui.store().root)
+    choices = sources.choices("q3b", race_set, ui.store().root)
     rid = None
     if not choices:
         st.info(f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint `{q3.PRETRAINED[race_set]}` "
@@ -200,10 +200,10 @@ with tab_race:
         seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q3:race:seed")
         if st.button("Race: without cache vs with cache", type="primary", key="q3:race:go", icon="🏁"):
             try:
-                rid = ui.store().submit(RunSpec("q3c", race_set, {"checkpoint": source, "n_samples": int(n)},
+                rid = ui.submit(ui.RunSpec("q3c", race_set, {"checkpoint": source, "n_samples": int(n)},
                                                 seed=int(seed), label="race"))
                 st.session_state[f"q3c:{race_set}:run"] = rid
-            except InvalidSpec as e:
+            except ui.InvalidSpec as e:
                 st.error("Nothing was launched: " + "; ".join(e.errors.values()))
     rid = rid or ui.current_run(race_q, race_set)
 
@@ -225,7 +225,7 @@ with tab_race:
         fig.update_layout(xaxis_title="step (pixel position)", yaxis_title="ms per step", height=340,
                           xaxis_range=[0, start["steps"]], margin=dict(l=10, r=10, t=10, b=10),
                           legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-        st.plotly_chart(fig, key=f"q3c:times:{view.run_id}:{view.offset}:{len(times['cached'])}")
+        st.plotly_chart(fig, key=f"q3c:times:{view.run_id}")
         th = start.get("threads")
         st.caption(f"{start['n']} samples of {start['steps']} steps each on {start['device']}"
                    + (f" ({th} thread{'s' if th > 1 else ''}, one core left to this page and the browser)"

@@ -7,14 +7,14 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import checkpoints, viz
+from core import checkpoints, data, sources, viz
 from core.questions import get
 from core.questions import q4
-from pages import ui
+import ui
 
 ui.in_app()
 
-REFERENCE = 3.083  # the course's q4b test loss on its colored MNIST (nats/token)
+REFERENCE = get("q4b").reference["mnist-colored"]  # the course's q4b test loss on its colored MNIST (nats/token)
 
 st.title("🧩 Q4 · VQ tokens")
 st.markdown(
@@ -87,12 +87,12 @@ def _tokenizer_extra(view, status):
     if view.train or view.test:
         c1.plotly_chart(viz.loss_curve(view.train, view.test, view.steps_per_epoch, unit="MSE + VQ",
                                        title="loss = reconstruction MSE + VQ loss (not nats)"),
-                        key=f"q4a:loss:{view.run_id}:{view.offset}")
+                        key=f"q4a:loss:{view.run_id}")
     if s["recon"] or s["test"]:
         c2.plotly_chart(viz.loss_curve(s["recon"], [t["recon"] for t in s["test"]], view.steps_per_epoch,
                                        unit="MSE, 0..3 scale", title="reconstruction error"),
-                        key=f"q4a:recon:{view.run_id}:{view.offset}")
-        c1.plotly_chart(_codebook_fig(s, view.steps_per_epoch, k), key=f"q4a:usage:{view.run_id}:{view.offset}")
+                        key=f"q4a:recon:{view.run_id}")
+        c1.plotly_chart(_codebook_fig(s, view.steps_per_epoch, k), key=f"q4a:usage:{view.run_id}")
     ev = view.artifact("recon")
     if ev:
         what = "50 test images" if ev.get("final") else f"after epoch {ev['epoch']}"
@@ -121,14 +121,14 @@ with tab_a:
 # --------------------------------------------------------------------------------------------- the codebook lab
 @st.cache_resource(max_entries=2)
 def _images(name: str):
-    train, test = q4.load_images(name)
-    return train[:500].copy(), test
+    out = data.load(name)
+    return out[0][:500].copy(), out[1]
 
 
 @st.cache_resource(max_entries=4)
 def _lab_base(source: str, name: str, stamp: float):
     """The tokenizer, and the encoder outputs of 500 training images (for usage) and 200 test images (for errors)."""
-    tok = q4.load_tokenizer_checkpoint(source, dataset=name)
+    tok = q4.load_tokenizer(source, dataset=name)
     usage_x, test = _images(name)
     eval_x = test[np.random.default_rng(0).choice(len(test), 200, replace=False)]
     return {"tok": tok, "z_usage": tok.encode(usage_x), "eval_x": eval_x, "z_eval": tok.encode(eval_x)}
@@ -181,7 +181,7 @@ def _lab():
         return
     source = st.selectbox("Tokenizer", list(opts), format_func=opts.get, key=f"q4:lab:tok:{dataset}")
     try:
-        stamp = os.path.getmtime(q4.resolve_tokenizer(source, dataset)["path"])
+        stamp = os.path.getmtime(q4.find_tokenizer(source, dataset).path)
         with st.spinner("Loading the tokenizer and encoding a few hundred images…"):
             base = _lab_base(source, dataset, stamp)
     except (ValueError, checkpoints.CheckpointError) as e:
@@ -300,11 +300,11 @@ def _samples_extra(view, status):
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _pretrained_samples(name: str, seed: int, temperature: float):
-    model, config = q4.load_transformer_checkpoint(name)
-    where = q4.resolve_tokenizer(q4.tokenizer_of(config))
-    if config.get("tokenizer_sha256") and where["sha256"] != config["tokenizer_sha256"]:
-        raise ValueError(f"{name} was trained with another version of {where['label']}; retrain it")
-    tok = q4.load_resolved_tokenizer(where)
+    model, config = q4.load_transformer(f"pretrained:{name}")
+    where = q4.find_tokenizer(config["tokenizer"])
+    if config.get("tokenizer_sha256") and where.sha256 != config["tokenizer_sha256"]:
+        raise ValueError(f"{name} was trained with another version of {where.label}; retrain it")
+    tok = q4.load_tokenizer(where.source)
     return q4.sample_images(model, tok, q4.N_FINAL, seed, temperature)[0]
 
 

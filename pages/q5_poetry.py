@@ -4,15 +4,15 @@ import math
 
 import streamlit as st
 
-from core import checkpoints, data
+from core import data, sources
 from core.questions import get
-from core.questions.q5 import build_from_config, generate, prepare_prompt, tokenizer_from_config
-from pages import ui
+from core.questions.q5 import generate, prepare_prompt, tokenizer_from_config
+import ui
 
 ui.in_app()
 
 q = get("q5")
-STUDENTS = (1.60, 2.13)  # final test losses students reached on the original set (nats/char)
+STUDENTS = get("q5").students["poetry"]  # final test losses students reached on the original set (nats/char)
 
 st.title("✒️ Q5 · A character-level poet")
 st.markdown(
@@ -87,37 +87,32 @@ ui.run_monitor(run_id, extra=extra, unit="nats/char", key="q5")
 
 # ------------------------------------------------------------------------------------------------------- sample
 st.subheader("Write with a trained model")
-sources = {}  # label -> ("run", run_id) | ("pretrained", name)
-for r in ui.store().list(question="q5", dataset="poetry"):  # newest first
-    if r["status"].get("state") == "done" and (ui.store().root / r["id"] / "model.safetensors").exists():
-        sources[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f}"] = ("run", r["id"])
-for e in checkpoints.find(question="q5", dataset="poetry"):
-    sources[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f}"] = ("pretrained", e["name"])
-if not checkpoints.find(question="q5"):
+models = {}  # label -> model source; your finished runs first (newest first), then the shipped ones
+for r in sources.finished_runs("q5", "poetry", ui.store().root):
+    models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f}"] = f"run:{r['id']}"
+for e in sources.shipped("q5", "poetry"):
+    models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f}"] = f"pretrained:{e['name']}"
+if not sources.shipped("q5", "poetry"):
     st.caption("No pretrained Q5 checkpoint is shipped yet.")
-if not sources:
+if not models:
     st.info("No trained model yet: train one above (the quick preset takes a couple of minutes on a CPU), "
             "then come back here to write with it.")
     st.stop()
 
 
 @st.cache_resource(max_entries=4)
-def load_model(kind: str, ref: str, stamp: float):
+def load_model(source: str, runs_root: str, stamp: float):
     """(model, tokenizer, config) of a finished run or a pretrained checkpoint, on the CPU, in eval mode."""
-    if kind == "pretrained":
-        state, config, _ = checkpoints.load_pretrained(ref)
-    else:
-        state, config, _ = checkpoints.read_checkpoint(ui.store().dir(ref) / "model.safetensors")
-    model = checkpoints.load_into(build_from_config(config), state, ref)
-    return model.eval(), tokenizer_from_config(config), config
+    model, config = sources.load(source, "cpu", runs_root, questions="q5")
+    return model, tokenizer_from_config(config), config
 
 
-label = st.selectbox("Model", list(sources), key="q5:source")
-kind, ref = sources[label]
-path = (ui.store().dir(ref) / "model.safetensors") if kind == "run" else None
+label = st.selectbox("Model", list(models), key="q5:source")
+source = models[label]
 try:
-    model, tok, config = load_model(kind, ref, path.stat().st_mtime if path else 0.0)
-except checkpoints.CheckpointError as e:
+    found = sources.resolve(source, runs_root=ui.store().root)
+    model, tok, config = load_model(source, str(ui.store().root), found.path.stat().st_mtime)
+except (sources.CheckpointError, OSError) as e:
     st.error(f"Could not load that model: {e}")
     st.stop()
 T = model.config.block_size

@@ -3,7 +3,7 @@ import datetime as dt
 
 import streamlit as st
 
-from pages import ui
+import ui
 
 ui.in_app()
 

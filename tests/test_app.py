@@ -35,7 +35,7 @@ def _button(at, label):
 
 
 def test_q1_page_launches_a_run(runs_dir):
-    from core.runs import RunStore
+    from core.lab import store as RunStore
 
     at = app("pages/q1_1d.py")
     _button(at, "Train Histogram").click().run()
@@ -45,7 +45,7 @@ def test_q1_page_launches_a_run(runs_dir):
 
 
 def test_q1_page_refuses_out_of_range_values_and_launches_nothing(runs_dir):
-    from core.runs import RunStore
+    from core.lab import store as RunStore
 
     at = app("pages/q1_1d.py")
     lr = next(n for n in at.number_input if n.label == "learning rate" and "q1a" in n.key)
@@ -59,7 +59,7 @@ def test_q1_page_refuses_out_of_range_values_and_launches_nothing(runs_dir):
 def test_run_samples_draws_final_or_latest_grid_and_hints_while_running(runs_dir):
     import numpy as np
 
-    from core.runs import RunSpec, RunStore
+    from core.lab import RunSpec, store as RunStore
 
     rid = RunStore(runs_dir).submit(RunSpec("q1a", "1d-1", {}), start=False)
     np.save(RunStore(runs_dir).dir(rid) / "samples.npy", np.zeros((4, 2, 2, 1), np.uint8))
@@ -68,7 +68,7 @@ def test_run_samples_draws_final_or_latest_grid_and_hints_while_running(runs_dir
         import numpy as np
         import streamlit as st
 
-        from pages import ui
+        import ui
 
         view, grid = ui.RunView(ui.store().ids()[0]), (lambda imgs, final: np.full((8, 8 * len(imgs), 3), 255 * final, np.uint8))
         ui.run_samples(view, {"state": "done"}, {"name": "samples", "npy": "samples.npy"}, grid)

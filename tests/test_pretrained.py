@@ -9,22 +9,10 @@ from core.checkpoints import CheckpointError, load_into, load_pretrained
 
 
 def build(entry, config):
-    q = entry["question"]
-    if q in ("q2a", "q2b"):
-        from core.questions.q2 import build_from_config
-    elif q in ("q3a", "q3b"):
-        from core.questions.q3 import build_from_config
-    elif q == "q4b":
-        from core.questions.q4 import build_from_config
-    elif q == "q5":
-        from core.questions.q5 import build_from_config
-    elif q == "q4a":
-        from core.models.vqvae import VQVAE, VQVAEConfig
+    from core.sources import build as build_from_config, kind_of
 
-        return VQVAE(VQVAEConfig(**config))
-    else:
-        raise AssertionError(f"no builder for {q}")
-    return build_from_config(config)
+    assert kind_of({"question": entry["question"], **config}) == entry["question"]
+    return build_from_config({"question": entry["question"], **config})
 
 
 ENTRIES = checkpoints.manifest()

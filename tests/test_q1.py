@@ -67,7 +67,10 @@ def test_defaults_beat_the_reference_on_set_1(key, limit):
 
     train, test = data.load("1d-1")
     q = get(key)
-    model, res = q.train(train, test, 20, q.preset("homework"))
+    from core.questions.base import Data
+
+    t = q.train(Data(train, test, d=20), q.preset("homework"))
+    model, res = t.model, t.result
     assert len(res.test_losses) == q.preset("homework")["epochs"] + 1
     assert len(res.train_losses) == res.steps_per_epoch * q.preset("homework")["epochs"]
     if key == "q1a":  # the histogram starts uniform

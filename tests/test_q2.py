@@ -5,8 +5,10 @@ import torch
 
 from core.questions import get
 from core.questions.base import InvalidHyperparameters
-from core.questions.q2 import IMAGES, build_from_config, complete, draw, receptive_map
-from core.runs import InvalidSpec, RunSpec, RunStore
+from core.questions.base import Data, RunContext
+from core.questions.q2 import IMAGES, complete, draw, receptive_map
+from core.sources import build as build_from_config
+from core.lab import InvalidSpec, RunSpec, store as RunStore
 
 TINY = {"filters": 8, "kernel_size": 3, "epochs": 2, "batch_size": 32, "lr": 1e-2, "subset": 600}
 
@@ -65,11 +67,13 @@ def test_bad_input_is_refused_on_the_right_field_and_nothing_runs(runs_dir, key,
 def test_train_refuses_bad_settings_for_the_arrays_it_gets():
     train, test = _data("shapes", 100, 50)
     with pytest.raises(InvalidHyperparameters) as e:
-        get("q2a").train(train, test, {**TINY, "subset": 1.0, "batch_size": 101})
+        get("q2a").train(Data(train, test), {**TINY, "subset": 1.0, "batch_size": 101})
     assert "batch_size" in e.value.errors
 
 
-class Recorder:
+class Recorder(RunContext):
+    keeps = True
+
     def __init__(self):
         self.events, self.images = [], {}
 
@@ -86,7 +90,8 @@ class Recorder:
 def test_a_short_run_learns_and_samples_look_right():
     train, test = _data("shapes", 1200, 300)
     q, ctx = get("q2a"), Recorder()
-    model, res = q.train(train, test, {**TINY, "layers": 2, "subset": 1.0, "epochs": 3}, seed=0, ctx=ctx)
+    t = q.train(Data(train, test), {**TINY, "layers": 2, "subset": 1.0, "epochs": 3}, seed=0, ctx=ctx)
+    model, res = t.model, t.result
     assert len(res.test_losses) == 4 and len(res.train_losses) == 3 * res.steps_per_epoch
     assert res.test_losses[-1] < 0.5 * res.test_losses[0], res.test_losses
     assert sorted(ctx.images) == ["preview_e001", "preview_e002", "preview_e003"]
@@ -172,7 +177,8 @@ def test_page_renders_and_offers_the_shipped_checkpoint_or_says_there_is_none(ru
 
 def test_shipped_checkpoints_load_and_sample():
     from core import checkpoints
-    from core.questions.q2 import PRETRAINED, load_model
+    from core.questions.q2 import PRETRAINED
+    from core.sources import load as load_model
 
     for dataset, name in PRETRAINED.items():
         if checkpoints.find(name=name):
@@ -182,7 +188,7 @@ def test_shipped_checkpoints_load_and_sample():
 
 
 def test_page_samples_and_completes_with_a_finished_run(runs_dir):
-    from core.worker import main as run_worker
+    from core.engine.worker import main as run_worker
 
     store = RunStore(runs_dir)
     rid = store.submit(RunSpec("q2a", "shapes", {**TINY, "layers": 1, "epochs": 1, "subset": 64}), start=False)

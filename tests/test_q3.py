@@ -7,8 +7,12 @@ import torch
 
 from core.questions import get
 from core.questions.base import InvalidHyperparameters
-from core.questions.q3 import (attention_maps, build_from_config, compatibility, complete, decode, encode,
-                               model_config, pixel_tokens, race)
+from core.models.transformer import Transformer
+from core.questions.base import Data
+from core.questions.q3 import (attention_maps, compatibility, complete, decode, encode, model_config, pixel_tokens,
+                               race)
+
+build_from_config = Transformer.from_config
 
 TINY = {"d_model": 16, "heads": 2, "layers": 1}
 
@@ -57,7 +61,7 @@ def test_d_model_not_divisible_by_heads_is_refused():
         get("q3a").validate({**get("q3a").preset("quick"), "d_model": 30, "heads": 4}, "shapes")
     assert "must divide d_model" in e.value.errors["heads"]
     with pytest.raises(ValueError, match="must divide"):
-        get("q3b").train(random_images(4, (4, 4, 3)), random_images(4, (4, 4, 3)), {"d_model": 30, "heads": 4})
+        get("q3b").train(Data(random_images(4, (4, 4, 3)), random_images(4, (4, 4, 3))), {"d_model": 30, "heads": 4})
 
 
 def test_wrong_data_set_and_bad_images_are_refused():
@@ -83,7 +87,8 @@ def test_short_run_lowers_the_test_loss():
     q = get("q3a")
     hp = {**q.preset("quick"), **TINY, "d_model": 32, "epochs": 2, "data_fraction": 0.04, "batch_size": 16,
           "lr": 1e-2, "warmup_steps": 5, "preview_samples": 0}
-    model, config, res = q.train(train, test[:400], hp, dataset="shapes")
+    t = q.train(Data(train, test[:400], name="shapes"), hp)
+    model, config, res = t.model, t.config, t.result
     start, end = res.test_losses[0], res.test_losses[-1]
     assert len(res.test_losses) == 3 and len(res.train_losses) == 2 * res.steps_per_epoch
     assert abs(start - math.log(3)) < 0.3                  # near uniform over {0, 1, <bos>} at the start
@@ -137,9 +142,10 @@ def test_q3_a_returns_losses_and_100_samples():
 
 def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir, monkeypatch):
     """q3b trains through the worker (tiny, a slice of the data), saves a checkpoint the race then loads."""
-    from core import checkpoints, worker
-    from core.questions.q3 import load_model, model_choices
-    from core.runs import RunSpec, RunStore
+    from core import checkpoints
+    from core.engine import worker
+    from core.sources import choices, load
+    from core.lab import RunSpec, store as RunStore
 
     store = RunStore(runs_dir)
     hp = {**get("q3b").preset("quick"), **TINY, "epochs": 1, "data_fraction": 0.05, "lr": 1e-2, "warmup_steps": 5,
@@ -149,8 +155,8 @@ def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir, monkeypatch):
     st = store.status(rid)
     assert st["state"] == "done" and st["result"]["test_loss"] < math.log(64) / 3
     assert (runs_dir / rid / "samples.npy").exists() and (runs_dir / rid / "samples_epoch1.png").exists()
-    assert model_choices("shapes-colored", runs_root=runs_dir)[-1][0] == f"run:{rid}"
-    model, config = load_model(f"run:{rid}", runs_dir)
+    assert choices(("q3a", "q3b"), "shapes-colored", runs_root=runs_dir)[-1][0] == f"run:{rid}"
+    model, config = load(f"run:{rid}", "cpu", runs_dir)
     assert config["image_shape"] == [20, 20, 3] and config["vocab_size"] == 65
 
     # a colour checkpoint cannot race on a binary set: refused before anything runs
@@ -194,7 +200,8 @@ def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir, monkeypatch):
                                    if e["question"] in ("q3a", "q3b")], ids=lambda e: e["name"])
 def test_shipped_checkpoints_fit_their_data_and_have_learned(entry):
     from core import data
-    from core.questions.q3 import IMAGE_SHAPES, load_model, make_loss
+    from core.questions.q3 import IMAGE_SHAPES, make_loss
+    from core.sources import load as load_model
 
     model, config = load_model(f"pretrained:{entry['name']}")
     assert compatibility(config, IMAGE_SHAPES[entry["dataset"]]) == []
@@ -207,8 +214,8 @@ def test_shipped_checkpoints_fit_their_data_and_have_learned(entry):
 
 # ----------------------------------------------------------------------------------------------- the page
 def _tiny_q3b_run(runs_dir):
-    from core import worker
-    from core.runs import RunSpec, RunStore
+    from core.engine import worker
+    from core.lab import RunSpec, store as RunStore
 
     hp = {**get("q3b").preset("quick"), **TINY, "epochs": 1, "data_fraction": 0.02, "preview_samples": 4}
     rid = RunStore(runs_dir).submit(RunSpec("q3b", "shapes-colored", hp), start=False)
@@ -233,7 +240,7 @@ def test_page_without_models_says_so(runs_dir, no_pretrained):
 
 
 def test_page_completes_shows_attention_and_launches_a_race(runs_dir, no_pretrained):
-    from core.runs import RunStore
+    from core.lab import store as RunStore
     from tests.test_app import _button, app
 
     rid = _tiny_q3b_run(runs_dir)

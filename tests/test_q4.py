@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core import checkpoints, homework
+from core.questions.base import Data
 from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig
 from core.questions import get
 from core.questions import q4
@@ -31,7 +32,8 @@ def images():
 def trained(images):
     """A small tokenizer fitted for 2 short epochs (a few seconds on 2 cores)."""
     train, test = images
-    model, res, history = get("q4a").train(train, test, TINY_A, seed=0)
+    t = get("q4a").train(Data(train, test), TINY_A, seed=0)
+    model, res, history = t.model, t.result, t.extras["history"]
     return {"model": model, "tok": VQTokenizer(model), "res": res, "history": history}
 
 
@@ -114,7 +116,7 @@ def test_wrong_images_give_clear_errors(bad, msg, trained):
     with pytest.raises(ValueError, match=msg):
         homework.q4_a(bad, trained["tok"])
     with pytest.raises(ValueError, match=msg):
-        get("q4a").train(bad, bad, TINY_A)
+        get("q4a").train(Data(bad, bad), TINY_A)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -128,7 +130,8 @@ def test_short_tokenizer_run_lowers_the_reconstruction_error(trained):
 
 def test_short_token_transformer_run_beats_ln_k(images, trained):
     train, test = images
-    model, res, info = get("q4b").train(train, test, TINY_B, trained["tok"], seed=0)
+    t = get("q4b").train(Data(train, test, tokenizer=trained["tok"]), TINY_B, seed=0)
+    model, res, info = t.model, t.result, t.extras
     assert info["vocab_size"] == K + 1
     assert res.test_losses[0] == pytest.approx(math.log(K + 1), abs=0.3)  # an untrained model is near uniform
     assert res.test_losses[-1] < math.log(K) - 0.5, res.test_losses
@@ -139,7 +142,7 @@ def test_short_token_transformer_run_beats_ln_k(images, trained):
 
 def test_tokenizer_checkpoint_roundtrip_through_a_run_folder(runs_dir, trained, images, no_pretrained):
     rid = fake_run(runs_dir, trained["model"])
-    tok = q4.load_tokenizer_checkpoint(rid, dataset="mnist-colored")
+    tok = q4.load_tokenizer(rid, dataset="mnist-colored")
     x = images[1][:8]
     assert np.array_equal(tok.quantize(x), trained["tok"].quantize(x))
     assert q4.available_tokenizers("mnist-colored", runs_dir)[0][0] == rid
@@ -193,8 +196,8 @@ def test_notebook_functions_return_what_the_notebook_plots(trained, images):
 # ----------------------------------------------------------------------------------------------- the worker path
 @pytest.mark.slow
 def test_both_questions_run_end_to_end_through_the_worker(runs_dir):
-    from core.runs import RunSpec, RunStore
-    from core.worker import main as run_worker
+    from core.lab import RunSpec, store as RunStore
+    from core.engine.worker import main as run_worker
 
     store = RunStore(runs_dir, max_concurrent=1)
     a = store.submit(RunSpec("q4a", "mnist-colored", {**TINY_A, "data_fraction": 0.05, "epochs": 1}), start=False)
@@ -209,7 +212,7 @@ def test_both_questions_run_end_to_end_through_the_worker(runs_dir):
     assert res["test_loss"] < res["metrics"]["start_loss"] and res["unit"] == "nats/token"
     assert np.load(runs_dir / b / "samples.npy").shape == (100, 28, 28, 3)
     assert np.load(runs_dir / b / "tokens_test.npy").shape == (10000, 49)
-    model, config = q4.load_transformer_checkpoint(b, runs_root=runs_dir)
+    model, config = q4.load_transformer(f"run:{b}", runs_root=runs_dir)
     assert config["tokenizer"] == f"run:{a}" and model.config.vocab_size == K + 1
 
 
@@ -217,7 +220,7 @@ def test_both_questions_run_end_to_end_through_the_worker(runs_dir):
 def _page():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(q4.Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(__import__("pathlib").Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/q4_vq.py")
     return at.run()
@@ -247,7 +250,7 @@ def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained)
 
 
 def test_tokenizer_tab_launches_a_run(runs_dir, no_pretrained):
-    from core.runs import RunStore
+    from core.lab import store as RunStore
 
     at = _page()
     next(b for b in at.button if b.label == "Train VQ-VAE tokenizer").click().run()

@@ -6,7 +6,8 @@ import torch
 from core.models.transformer import Transformer, TransformerConfig
 from core.questions import get
 from core.questions.base import InvalidHyperparameters
-from core.questions.q5 import (PAD, build_from_config, generate, generate_ids, loss_fn, model_config, prepare_prompt,
+from core.questions.base import RunContext
+from core.questions.q5 import (PAD, generate, generate_ids, loss_fn, model_config, prepare_prompt,
                                tokenizer_from_config)
 from core.text import CharTokenizer, poem_windows, windows
 
@@ -139,7 +140,9 @@ def test_presets_validate_and_bad_input_is_refused_clearly():
     assert "dataset" in e.value.errors
 
 
-class FakeContext:
+class FakeContext(RunContext):
+    keeps = True
+
     device = "cpu"
 
     def __init__(self, tmp_path):
@@ -163,7 +166,7 @@ class FakeContext:
 def test_a_short_run_learns_writes_samples_and_saves_a_loadable_checkpoint(tmp_path, poems, monkeypatch):
     from core import data
     from core.checkpoints import load_into, read_checkpoint
-    from core.runs import RunSpec
+    from core.lab import RunSpec
 
     monkeypatch.setattr(data, "load", lambda name: poems)
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -181,7 +184,7 @@ def test_a_short_run_learns_writes_samples_and_saves_a_loadable_checkpoint(tmp_p
     assert len(result["samples"]) == 5 and all(len(s) <= 128 for s in result["samples"])
 
     state, config, _ = read_checkpoint(tmp_path / "model.safetensors")
-    model, tok = load_into(build_from_config(config), state), tokenizer_from_config(config)
+    model, tok = load_into(Transformer.from_config(config), state), tokenizer_from_config(config)
     assert tok.vocab_size == result["vocab_size"]
     texts, _ = generate(model, tok, 2, 20, prompt="The ")
     assert all(t.startswith("The ") for t in texts)
@@ -199,11 +202,11 @@ def test_notebook_function_returns_losses_and_five_samples(monkeypatch):
     assert len(samples) == 5 and all(isinstance(s, str) and len(s) <= 128 for s in samples)
 
 
-def test_model_config_round_trips_through_build_from_config():
+def test_model_config_round_trips_through_transformer_from_config():
     tok = CharTokenizer.from_texts(["xyz\n"])
     q = get("q5")
     hp = q.preset("quick")
-    model, tok2 = build_from_config(model_config(tok, hp)), tokenizer_from_config(model_config(tok, hp))
+    model, tok2 = Transformer.from_config(model_config(tok, hp)), tokenizer_from_config(model_config(tok, hp))
     assert tok2.chars == tok.chars and model.config.block_size == hp["context"]
     assert model.config.vocab_size == tok.vocab_size and model.config.n_heads == hp["heads"]
 
@@ -213,8 +216,8 @@ def test_page_writes_with_a_finished_run(runs_dir, poems, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from core import checkpoints, data
-    from core.runs import RunSpec, RunStore
-    from core.worker import main as run_worker
+    from core.lab import RunSpec, store as RunStore
+    from core.engine.worker import main as run_worker
     from tests.test_app import ROOT
 
     monkeypatch.setattr(data, "load", lambda name: poems)  # the worker and the page run in this process
@@ -253,7 +256,7 @@ def test_the_shipped_checkpoint_reproduces_its_test_loss_and_writes():
     except data.DataNotFetched:
         pytest.skip("the poetry set is not fetched")
     state, config, entry = load_pretrained(entries[0]["name"])
-    model, tok = load_into(build_from_config(config), state), tokenizer_from_config(config)
+    model, tok = load_into(Transformer.from_config(config), state), tokenizer_from_config(config)
     got = evaluate(model, loss_fn, poem_windows(tok, test, config["context"], PAD), 64)
     assert abs(got - entry["test_loss"]) < 0.01
     texts, notices = generate(model, tok, 5, 128, temperature=0.8)

@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from core.runs import InvalidSpec, RunSpec, RunStore, write_json_atomic
+from core.engine import write_json_atomic
+from core.lab import InvalidSpec, RunSpec, store as RunStore
 from core.train import NonFiniteLoss, TrainConfig, fit
 
 QUICK = {"epochs": 2, "batch_size": 256, "lr": 0.05}

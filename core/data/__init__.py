@@ -44,6 +44,16 @@ SETS = {
 }
 
 
+def image_shape(name: str) -> tuple[int, int, int]:
+    """(H, W, C) of an image set, read from its SETS entry (e.g. "(N,20,20,1) uint8 ...")."""
+    import re
+
+    m = re.match(r"\(N,(\d+),(\d+),(\d+)\)", _check(name)["shape"])
+    if not m:
+        raise ValueError(f"{name} is not an image set")
+    return tuple(int(v) for v in m.groups())
+
+
 def _check(name: str) -> dict:
     if name not in SETS:
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(NAMES)}")

@@ -32,6 +32,16 @@ class TransformerConfig:
     n_layers: int = 2
     dropout: float = 0.0
 
+    @classmethod
+    def from_dict(cls, config: dict) -> "TransformerConfig":
+        """The fields from a saved config; older checkpoints spelled n_heads/n_layers "heads"/"layers", and Q5's
+        gave the context as "context" and the vocabulary as its characters ("chars", + <bos> and <eos>)."""
+        def pick(*names):
+            return next(int(config[n]) for n in names if config.get(n) is not None)
+        vocab = pick("vocab_size") if config.get("vocab_size") is not None else len(config["chars"]) + 2
+        return cls(vocab_size=vocab, block_size=pick("block_size", "context"), d_model=pick("d_model"),
+                   n_heads=pick("n_heads", "heads"), n_layers=pick("n_layers", "layers"))
+
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "d_model", "n_heads", "n_layers"):
             if int(getattr(self, name)) < 1:
@@ -155,6 +165,11 @@ class Transformer(nn.Module):
         logits = self.head(self.ln_f(x))
         return (logits, atts) if return_attn else logits
 
+    @classmethod
+    def from_config(cls, config: dict) -> "Transformer":
+        """A checkpoint's config -> the Transformer (fresh weights) it was saved from."""
+        return cls(TransformerConfig.from_dict(config))
+
     def step(self, tok, cache: KVCache):
         """Cached step: tok (B,) is the token at position cache.pos -> logits (B, V) for the next position."""
         t = cache.pos
@@ -177,6 +192,18 @@ def lm_loss(logits, targets, ignore_index: int = -100):
 
 
 # ----------------------------------------------------------------------------- sampling
+def forbid(*ids):
+    """The one token-forbidding logits hook: these ids are never drawn (e.g. <bos>, which only starts a sequence;
+    Q6 forbids a whole modality). Compose it inside a larger hook by calling it first."""
+    ids = list(ids)
+
+    def hook(step, tokens, logits):
+        logits = logits.clone()
+        logits[:, ids] = float("-inf")
+        return logits
+    return hook
+
+
 def gumbel_noise(steps: int, n: int, vocab: int, generator=None, device=None):
     """The random numbers a sampling run uses: (steps, n, vocab) Gumbel(0, 1) noise, drawn in one go on the
     generator's device (so a CPU generator gives the same samples on any device), then moved to `device`.

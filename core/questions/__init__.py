@@ -1,21 +1,47 @@
-"""The questions the lab teaches, by key. Modules are imported only when a question is asked for."""
+"""The questions the lab teaches: ONE list, from which the registry (key -> question), the app's navigation and
+the home table are all derived. Adding a question touches its module, its page, and QUESTIONS below.
+
+Modules are imported only when a question is asked for (`get`), so reading the list is cheap.
+"""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 
-# key -> "module:attribute" of a Question instance
-REGISTRY: dict[str, str] = {
-    "q1a": "core.questions.q1:HISTOGRAM",
-    "q1b": "core.questions.q1:MIXTURE",
-    "q2a": "core.questions.q2:BINARY",
-    "q2b": "core.questions.q2:COLOUR",
-    "q3a": "core.questions.q3:BINARY",
-    "q3b": "core.questions.q3:COLOUR",
-    "q3c": "core.questions.q3:RACE",
-    "q4a": "core.questions.q4:TOKENIZER",
-    "q4b": "core.questions.q4:TOKEN_TRANSFORMER",
-    "q5": "core.questions.q5:POETRY",
-}
+from .base import InvalidHyperparameters
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str                      # "q2"
+    title: str                    # as the navigation and the home table show it
+    icon: str
+    page: str                     # its page, under pages/
+    what: str                     # one line for the home table
+    parts: dict = field(default_factory=dict)   # question key -> "module:attribute" of its Question instance
+    reference_text: str = ""      # for the home table when its parts carry no reference (students' ranges)
+
+
+QUESTIONS = (
+    Entry("q1", "Q1 · 1-D data", "📊", "q1_1d.py",
+          "fit a histogram and a discretized mixture of logistics to one discrete variable",
+          {"q1a": "core.questions.q1:HISTOGRAM", "q1b": "core.questions.q1:MIXTURE"}),
+    Entry("q2", "Q2 · PixelCNN", "🧱", "q2_pixelcnn.py",
+          "masked convolutions on binary and colour images; see the mask and the blind spot",
+          {"q2a": "core.questions.q2:BINARY", "q2b": "core.questions.q2:COLOUR"}),
+    Entry("q3", "Q3 · iGPT + KV cache", "⚡", "q3_transformer.py",
+          "a transformer on pixels; race sampling with and without a key/value cache",
+          {"q3a": "core.questions.q3:BINARY", "q3b": "core.questions.q3:COLOUR", "q3c": "core.questions.q3:RACE"}),
+    Entry("q4", "Q4 · VQ tokens", "🧩", "q4_vq.py",
+          "tokenize images with a VQ-VAE, tweak its codebook, model the tokens",
+          {"q4a": "core.questions.q4:TOKENIZER", "q4b": "core.questions.q4:TOKEN_TRANSFORMER"}),
+    Entry("q5", "Q5 · Poetry", "✒️", "q5_poetry.py", "a character-level transformer that writes verse",
+          {"q5": "core.questions.q5:POETRY"}),
+    Entry("q6", "Q6 · Text + image", "🖼️", "q6_multimodal.py", "one transformer over caption words and image tokens",
+          {}, reference_text="2.45–3.07 (students)"),
+)
+
+REGISTRY: dict[str, str] = {k: target for e in QUESTIONS for k, target in e.parts.items()}
 
 
 def get(key: str):
@@ -27,3 +53,26 @@ def get(key: str):
 
 def register(key: str, target: str) -> None:
     REGISTRY[key] = target
+
+
+def validate(question: str, dataset: str, hparams: dict) -> dict:
+    """The run engine's validator: cleaned hyperparameters, or InvalidHyperparameters naming every problem."""
+    try:
+        q = get(question)
+    except KeyError as e:
+        raise InvalidHyperparameters({"question": str(e.args[0])}) from None
+    return q.validate(hparams, dataset)
+
+
+def reference_text(entry: Entry) -> str:
+    """The home table's reference column: the course's numbers on data set 1 of each part, or the students' range."""
+    refs = []
+    for key in entry.parts:
+        q = get(key)
+        if q.reference:
+            v = q.reference.get(q.datasets[0], next(iter(q.reference.values())))
+            refs.append(f"{v:.4f}" if v < 1 else f"{v:.3f}")
+        elif q.students:
+            lo, hi = next(iter(q.students.values()))
+            refs.append(f"{lo:.2f}–{hi:.2f} (students)")
+    return " / ".join(refs) or entry.reference_text

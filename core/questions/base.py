@@ -1,17 +1,43 @@
-"""What every question module provides: hyperparameter fields with bounds, presets, validation and `run`.
+"""The question contract: what every question of the lab (Q1-Q6) provides, and the guide to adding one.
 
-A question is a small object:
-    key, title, datasets       -- e.g. "q1a", "Histogram", ("1d-1", "1d-2")
-    fields                     -- the hyperparameters, each a Field with default and bounds (widgets come from these)
-    presets                    -- {"homework": {...}, "quick": {...}}: overrides of the field defaults
-    check(hp, dataset)         -- cross-field checks beyond bounds -> {field: message}
-    run(spec, ctx)             -- train/evaluate/sample, emitting events through ctx; returns a summary dict
+A question is a small object (one module per question, a few questions per module, e.g. q2a and q2b):
+
+    key, title, datasets    e.g. "q2a", "PixelCNN (binary)", ("shapes", "mnist")
+    fields                  the hyperparameters, each a Field with a default and bounds (the page's widgets come
+                            from these, and so does validation)
+    presets                 {"quick": {...}, "homework": {...}}: overrides of the field defaults; the first is the
+                            default on a CPU, "homework" on a GPU
+    unit                    the unit of its test loss, as the course reports it ("nats/dim", "nats/token", ...)
+    reference               {data set: the course's final test loss in `unit`}; pages and reports read it here
+    students                {data set: (lo, hi)}: the range students reached, where the course gives no reference
+
+    hparams(hp, preset)     defaults <- preset <- hp, merged once, here
+    check(hp, dataset)      cross-field checks beyond the bounds -> {field: message}
+    load_data(dataset, hp, ctx) -> Data: the arrays (and anything else, e.g. a tokenizer) `train` needs
+    train(data, hp, *, seed, device, ctx) -> Trained(model, config, result, extras)
+                            the one signature every question has; usable in-process (ctx=None: the null context),
+                            as the notebook functions in core.homework do
+    finish(trained, data, hp, spec, ctx) -> dict
+                            the deliverables after training (final samples, metrics); returns the run's result,
+                            which holds at least "test_loss"
+    run(spec, ctx)          what a background worker calls: load_data -> train -> save the checkpoint -> finish.
+                            The checkpoint is saved before the final samples, so a run stopped while sampling keeps
+                            its model. Override only when a question does not train (the Q3c race).
+
+`config` is what a checkpoint stores next to the weights; `core.sources.build(config)` rebuilds the model from it
+(config["question"] says which kind). `ctx` is a core.context.RunContext: every method exists on every context.
+
+Adding a question: write its module here (fields, presets, unit, reference, load_data, train, finish), add an
+entry to QUESTIONS in core/questions/__init__.py (its parts, its page file, one line for the home table), and
+write its page under pages/ (thin: explain, pick a data set, ui.train_panel, ui.run_monitor, its own views).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from ..context import RunContext  # noqa: F401 (the run-context interface, part of the contract)
 
 
 class InvalidHyperparameters(ValueError):
@@ -109,6 +135,35 @@ def transformer_fields(layers: int, epochs: tuple, batch: tuple, warmup: int, lr
     )
 
 
+@dataclass
+class Data:
+    """What a question trains on: the notebook's arrays, plus what some questions also need."""
+    train: Any
+    test: Any
+    name: str = ""             # the core.data set they came from ("" for arrays handed in by the notebook)
+    d: int | None = None       # Q1: the number of values
+    tokenizer: Any = None      # Q4b/Q6: the VQ tokenizer (n_embeddings, quantize, decode)
+    source: str = ""           # Q4b/Q6: where the tokenizer came from ("pretrained:NAME" | "run:ID")
+    sha256: str | None = None  # ... and its checksum when shipped
+
+
+@dataclass
+class Trained:
+    """What `train` returns: the model (eval mode), the config that rebuilds it, the TrainResult (losses per
+    minibatch, per epoch, seconds; None when nothing was trained), and question-specific extras."""
+    model: Any
+    config: dict
+    result: Any = None
+    extras: dict = field(default_factory=dict)
+
+
+def transformer_check(hp: dict) -> dict[str, str]:
+    """The cross-field check every transformer question shares: the heads split d_model evenly."""
+    if hp["d_model"] % hp["heads"]:
+        return {"heads": f"must divide d_model ({hp['d_model']} is not a multiple of {hp['heads']})"}
+    return {}
+
+
 class Question:
     key: str = ""
     title: str = ""
@@ -116,6 +171,8 @@ class Question:
     fields: tuple[Field, ...] = ()
     presets: dict[str, dict] = {}
     unit: str = "nats/dim"
+    reference: dict[str, float] = {}
+    students: dict[str, tuple[float, float]] = {}   # {data set: (best, worst) final test loss students reached}
 
     # -- presets -----------------------------------------------------------------------------------------------
     def defaults(self) -> dict:
@@ -125,6 +182,10 @@ class Question:
         if name not in self.presets:
             raise KeyError(f"{self.key} has no preset {name!r} (presets: {', '.join(self.presets)})")
         return {**self.defaults(), **self.presets[name]}
+
+    def hparams(self, hp: dict | None = None, preset: str | None = None) -> dict:
+        """The field defaults, overridden by a preset (if named), overridden by hp: the one place they merge."""
+        return {**(self.preset(preset) if preset else self.defaults()), **(hp or {})}
 
     def default_preset(self, device: str) -> str:
         return "homework" if device == "cuda" and "homework" in self.presets else next(iter(self.presets))
@@ -155,5 +216,28 @@ class Question:
         return clean
 
     # -- the work -------------------------------------------------------------------------------------------------
-    def run(self, spec, ctx) -> dict:
-        raise NotImplementedError
+    def load_data(self, dataset: str, hp: dict, ctx: RunContext) -> Data:
+        from .. import data
+
+        out = data.load(dataset)
+        return Data(out[0], out[1], name=dataset)
+
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        raise NotImplementedError(f"{self.key} does not define train")
+
+    def finish(self, trained: Trained, data: Data, hp: dict, spec, ctx: RunContext) -> dict:
+        """The run's result after training; by default the final test loss and the training time."""
+        return self.summary(trained)
+
+    def summary(self, trained: Trained) -> dict:
+        res = trained.result
+        final = res.test_losses[-1]
+        return {"test_loss": final, "unit": self.unit, "bits_per_dim": final / math.log(2), "seconds": res.seconds}
+
+    def run(self, spec, ctx: RunContext) -> dict:
+        hp = self.hparams(spec.hparams)
+        data = self.load_data(spec.dataset, hp, ctx)
+        trained = self.train(data, hp, seed=spec.seed, device=ctx.device, ctx=ctx)
+        ctx.save_checkpoint(trained.model, trained.config)
+        return self.finish(trained, data, hp, spec, ctx)

@@ -1,18 +1,16 @@
 """Q1 — one discrete variable: (a) a histogram, (b) a discretized mixture of logistics.
 
-The worked example of a question module: fields with bounds, presets, `train` (usable in-process, as the
-notebook functions do) and `run` (what a background worker calls).
+The worked example of a question module (see base.py for the contract): fields with bounds, presets, the
+course's reference, `load_data`, `train` (usable in-process, as the notebook functions do) and `finish`.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 
 from ..models.discrete1d import Histogram, LogisticMixture, nll
 from ..train import TrainConfig, fit
-from .base import Field, Question
+from .base import Data, Field, Question, RunContext, Trained
 
 D = {"1d-1": 20, "1d-2": 100}  # number of values of each 1-D data set
 
@@ -35,10 +33,18 @@ class Q1(Question):
     def build(self, d: int, hp: dict):
         raise NotImplementedError
 
-    def train(self, train, test, d: int, hp: dict, seed: int = 0, device: str = "cpu", ctx=None):
-        """Fit on int arrays; returns (model, TrainResult). Emits the learned distribution after every epoch."""
-        hp = {**self.defaults(), **hp}
-        train, test = np.asarray(train), np.asarray(test)
+    def load_data(self, dataset, hp, ctx) -> Data:
+        data = super().load_data(dataset, hp, ctx)
+        data.d = D[dataset]
+        ctx.emit("meta", d=data.d, train_counts=np.bincount(data.train, minlength=data.d).tolist())
+        return data
+
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """Fit on int arrays in 0..data.d-1. Emits the learned distribution after every epoch."""
+        hp = self.hparams(hp)
+        d = data.d
+        train, test = np.asarray(data.train), np.asarray(data.test)
         if train.min() < 0 or train.max() >= d or test.min() < 0 or test.max() >= d:
             raise ValueError(f"values must lie in 0..{d - 1}")
         model = self.build(d, hp)
@@ -51,28 +57,20 @@ class Q1(Question):
                           optimizer=hp["optimizer"], seed=seed, device=device)
         res = fit(model, nll, torch.as_tensor(train, dtype=torch.long), torch.as_tensor(test, dtype=torch.long),
                   cfg, ctx, on_epoch_end)
-        return model, res
+        return Trained(model, {"question": self.key, "d": d, **hp}, res)
 
     @staticmethod
     def distribution(model) -> np.ndarray:
         with torch.no_grad():
             return model.log_probs().exp().cpu().numpy().astype(np.float64)
 
-    def run(self, spec, ctx) -> dict:
-        from .. import data
-
-        train, test = data.load(spec.dataset)
-        d = D[spec.dataset]
-        ctx.emit("meta", d=d, train_counts=np.bincount(train, minlength=d).tolist())
-        model, res = self.train(train, test, d, spec.hparams, spec.seed, ctx.device, ctx)
-        ctx.save_checkpoint(model, {"question": self.key, "d": d, **spec.hparams})
-        final = res.test_losses[-1]
-        return {"test_loss": final, "bits_per_dim": final / math.log(2), "seconds": res.seconds,
-                "probs": self.distribution(model).tolist()}
+    def finish(self, trained, data, hp, spec, ctx) -> dict:
+        return {**self.summary(trained), "probs": self.distribution(trained.model).tolist()}
 
 
 class HistogramQ(Q1):
     key, title = "q1a", "Histogram"
+    reference = {"1d-1": 2.562}   # the course's final test loss (nats/dim)
     fields = COMMON
 
     def build(self, d, hp):
@@ -81,6 +79,7 @@ class HistogramQ(Q1):
 
 class MixtureQ(Q1):
     key, title = "q1b", "Mixture of logistics"
+    reference = {"1d-1": 2.555}
     fields = COMMON + (Field("components", 4, 1, 50, help="number of logistic components"),)
 
     def check(self, hp, dataset):

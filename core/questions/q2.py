@@ -8,29 +8,27 @@ whole test set. After every epoch a preview grid of 25 samples (fast sampler); a
 
 Data: uint8 images (N, H, W, C): {0,1} for shapes/mnist, {0..3} for the coloured sets.
 `subset`: <= 1 is a share of the training images, > 1 a number of images.
-A checkpoint's config holds the net's arguments and the image shape: `build_from_config(config)` rebuilds it.
+A checkpoint's config holds the net's arguments and the image shape: `core.sources.build(config)` rebuilds it.
 """
 from __future__ import annotations
 
-import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import data
+from ..context import RunContext
 from ..models.pixelcnn import PixelCNN, loss, mask_array, receptive_field, sample  # noqa: F401 (mask_array: pages)
-from ..train import NullContext, RunCancelled, TrainConfig, fit
-from .base import Field, InvalidHyperparameters, Question
+from ..train import RunCancelled, TrainConfig, fit, subset_indices
+from .base import Data, Field, InvalidHyperparameters, Question, Trained
 
-# data set -> ((H, W, C), training images); a test checks these against core.data
-IMAGES = {"shapes": ((20, 20, 1), 10479), "mnist": ((28, 28, 1), 60000),
-          "shapes-colored": ((20, 20, 3), 10479), "mnist-colored": ((28, 28, 3), 60000)}
+# data set -> ((H, W, C), training images), from core.data.SETS (a test checks them against the loaded arrays)
+IMAGES = {name: (data.image_shape(name), data.SETS[name]["counts"][0])
+          for name in ("shapes", "mnist", "shapes-colored", "mnist-colored")}
 N_PREVIEW, N_FINAL = 25, 100       # samples after every epoch (5x5) and at the end (10x10)
 PRETRAINED = {"shapes": "q2a-shapes", "mnist": "q2a-mnist", "shapes-colored": "q2b-shapes-colored",
               "mnist-colored": "q2b-mnist-colored"}      # names in pretrained/manifest.json
-REFERENCE = {"shapes": 0.0420, "shapes-colored": 0.0444}   # the course's final test losses (nats/dim)
-MODEL_KEYS = ("in_channels", "n_values", "filters", "n_layers", "kernel_size", "residual", "layer_norm")
 
 
 def _fields(filters: int, depth: Field, extra: tuple = ()) -> tuple:
@@ -53,7 +51,7 @@ def _fields(filters: int, depth: Field, extra: tuple = ()) -> tuple:
 
 def n_used(subset: float, n: int) -> int:
     """Training images a `subset` value keeps out of n."""
-    return max(1, round(subset * n)) if subset <= 1 else int(subset)
+    return len(subset_indices(n, subset, 0))
 
 
 def problems(hp: dict, shape, n: int, name: str = "this data set") -> dict[str, str]:
@@ -83,45 +81,6 @@ def as_images(x, channels: int | None = None) -> np.ndarray:
     if x.ndim != 4 or (channels and x.shape[-1] != channels):
         raise ValueError(f"expected images (N, H, W{', ' + str(channels) if channels else ', C'}), got {x.shape}")
     return x.astype(np.uint8)
-
-
-def build_from_config(config: dict, fast: bool = True) -> PixelCNN:
-    """A checkpoint's config (as run() saves it) -> PixelCNN with fresh weights."""
-    return PixelCNN(**{k: config[k] for k in MODEL_KEYS}, fast=fast, image_shape=tuple(config["image_shape"][:2]))
-
-
-def load_model(source: str, runs_root=None, device: str = "cpu") -> tuple[PixelCNN, dict]:
-    """("pretrained:NAME" | "run:ID") -> (model in eval mode on `device`, its config)."""
-    from .. import checkpoints
-    from ..runs import default_root
-
-    kind, _, name = source.partition(":")
-    if kind == "pretrained":
-        state, config, _ = checkpoints.load_pretrained(name)
-    elif kind == "run":
-        state, config, _ = checkpoints.read_checkpoint(Path(runs_root or default_root()) / name / "model.safetensors")
-    else:
-        raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
-    model = checkpoints.load_into(build_from_config(config), state, source)
-    return model.to(device).eval(), config
-
-
-def model_choices(dataset: str, runs_root=None) -> list[tuple[str, str]]:
-    """(source, label) of every PixelCNN for `dataset`: shipped checkpoints first, then finished runs, newest first."""
-    from .. import checkpoints
-    from ..runs import default_root, read_json
-
-    out = [(f"pretrained:{e['name']}", f"pretrained · {e['name']} · test {e.get('test_loss') or float('nan'):.4f}")
-           for e in checkpoints.find(dataset=dataset) if e["question"] in ("q2a", "q2b")]
-    root = Path(runs_root or default_root())
-    if root.exists():
-        for d in sorted((p for p in root.iterdir() if (p / "model.safetensors").exists()), reverse=True):
-            spec, st = read_json(d / "spec.json", {}), read_json(d / "status.json", {})
-            if spec.get("question") in ("q2a", "q2b") and spec.get("dataset") == dataset and st.get("state") == "done":
-                loss_ = (st.get("result") or {}).get("test_loss")
-                out.append((f"run:{d.name}", f"run {d.name} ({spec.get('preset') or 'custom'})"
-                            + (f" · test {loss_:.4f}" if loss_ is not None else "")))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -176,11 +135,13 @@ class PixelCNNQ(Question):
     def config(self, model: PixelCNN, shape) -> dict:
         return {"question": self.key, "image_shape": list(shape), **model.config}
 
-    def train(self, train, test, hp: dict, seed: int = 0, device: str = "cpu", ctx=None, preview: int = N_PREVIEW):
-        """Fit on uint8 images; returns (model, TrainResult). Saves a preview grid after every epoch."""
-        hp = {**self.defaults(), **hp}
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """Fit on uint8 images; when the context keeps artifacts, a grid of 25 samples after every epoch."""
+        hp = self.hparams(hp)
+        ctx = ctx or RunContext()
         C = 1 if self.n_values == 2 else 3
-        train, test = as_images(train, C), as_images(test, C)
+        train, test = as_images(data.train, C), as_images(data.test, C)
         for x in (train, test):
             if x.max(initial=0) >= self.n_values:
                 raise ValueError(f"{self.key} expects values in 0..{self.n_values - 1}, got up to {x.max()}")
@@ -188,53 +149,42 @@ class PixelCNNQ(Question):
         errors = problems(hp, shape, len(train))
         if errors:
             raise InvalidHyperparameters(errors)
-        ctx = ctx or NullContext()
-        idx = np.sort(np.random.default_rng(seed).permutation(len(train))[:n_used(hp["subset"], len(train))])
+        idx = subset_indices(len(train), hp["subset"], seed)
+        ctx.emit("meta", image_shape=list(shape), n_values=self.n_values, n_train=len(idx), n_test=len(test))
         torch.manual_seed(seed)
         model = self.build(shape, hp)
 
         def on_epoch_end(epoch, m):
-            if preview and hasattr(ctx, "save_images"):
-                imgs = draw(m, preview, shape, seed=seed + epoch)
+            if ctx.keeps:
+                imgs = draw(m, N_PREVIEW, shape, seed=seed + epoch)
                 ctx.save_images(f"preview_e{epoch:03d}", imgs, ncols=5, levels=self.n_values, epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], seed=seed, device=device)
         res = fit(model, loss, torch.as_tensor(train[idx]), torch.as_tensor(test), cfg, ctx, on_epoch_end)
-        return model, res
+        return Trained(model.eval(), self.config(model, shape), res, {"n_train": len(idx)})
 
     def final_samples(self, model, shape, seed: int = 0, ctx=None, n: int = N_FINAL) -> np.ndarray:
         """The deliverable: n samples; reports progress by row and stops on a cancel request."""
-        H = shape[0]
+        H, ctx = shape[0], ctx or RunContext()
 
         def on_row(r, _):
-            if ctx is not None:
-                if ctx.cancelled():
-                    raise RunCancelled(f"cancelled while sampling (row {r + 1} of {H})")
-                if hasattr(ctx, "progress"):
-                    ctx.progress((r + 1) / H, f"drawing {n} samples: row {r + 1} of {H}")
+            if ctx.cancelled():
+                raise RunCancelled(f"cancelled while sampling (row {r + 1} of {H})")
+            ctx.progress((r + 1) / H, f"drawing {n} samples: row {r + 1} of {H}")
 
         return draw(model, n, shape, seed, on_row=on_row)
 
-    def run(self, spec, ctx) -> dict:
-        from .. import data
-
-        train, test = data.load(spec.dataset)
-        shape, hp = train.shape[1:], spec.hparams
-        ctx.emit("meta", image_shape=list(shape), n_values=self.n_values,
-                 n_train=n_used(hp["subset"], len(train)), n_test=len(test))
-        model, res = self.train(train, test, hp, spec.seed, ctx.device, ctx)
-        ctx.save_checkpoint(model, self.config(model, shape))
+    def finish(self, trained, data, hp, spec, ctx) -> dict:
         t0 = time.time()
-        samples = self.final_samples(model, shape, spec.seed, ctx)
+        samples = self.final_samples(trained.model, data.train.shape[1:], spec.seed, ctx)
         ctx.save_images("samples", samples, ncols=10, levels=self.n_values)
-        final = res.test_losses[-1]
-        return {"test_loss": final, "bits_per_dim": final / math.log(2), "seconds": res.seconds,
-                "sample_seconds": time.time() - t0, "n_train": n_used(hp["subset"], len(train))}
+        return {**self.summary(trained), "sample_seconds": time.time() - t0, "n_train": trained.extras["n_train"]}
 
 
 class BinaryQ(PixelCNNQ):
     key, title = "q2a", "PixelCNN (binary)"
     datasets = ("shapes", "mnist")
+    reference = {"shapes": 0.0420}   # the course's final test loss (nats/dim)
     fields = _fields(64, Field("layers", 5, 0, 20, help="k x k type-B convolutions after the type-A one "
                                                         "(two 1x1 type-B convolutions always follow)"))
     presets = {  # the first preset is the default on a CPU
@@ -249,6 +199,7 @@ class ColourQ(PixelCNNQ):
     key, title = "q2b", "PixelCNN (colour)"
     datasets = ("shapes-colored", "mnist-colored")
     n_values, residual, depth = 4, True, "blocks"
+    reference = {"shapes-colored": 0.0444}
     fields = _fields(120, Field("blocks", 8, 0, 20, help="residual blocks: 1x1 down to filters/2, k x k type B, "
                                                          "1x1 back up"),
                      (Field("layer_norm", True, label="layer norm",

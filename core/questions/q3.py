@@ -10,32 +10,31 @@ A binary pixel is one dimension. A colour pixel is three dimensions (r, g, b), a
 0.0541 on coloured shapes) are per sub-pixel dimension, so for colour we report nats per token / 3 — the same
 unit as the PixelCNN of Q2b, where each channel is its own 4-way softmax. (Nats per pixel = 3 x that.)
 
-Models are found by a source string: "pretrained:NAME" (a checkpoint in pretrained/manifest.json) or "run:ID"
-(a finished run's model.safetensors). A checkpoint's config holds the TransformerConfig fields, the image shape
-and the colour flag; `build_from_config` rebuilds the model from it.
+Models are found by a source string through core.sources: "pretrained:NAME" (a checkpoint in
+pretrained/manifest.json) or "run:ID" (a finished run's model.safetensors). A checkpoint's config holds the
+TransformerConfig fields, the image shape and the colour flag; `Transformer.from_config` rebuilds the model.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..models.transformer import Transformer, TransformerConfig, sample
-from ..train import NullContext, RunCancelled, TrainConfig, fit
-from .base import Field, Question, transformer_fields
+from .. import data, sources
+from ..context import RunContext
+from ..models.transformer import Transformer, forbid, sample
+from ..train import RunCancelled, TrainConfig, fit, subset
+from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
 
-IMAGE_SHAPES = {"shapes": (20, 20, 1), "mnist": (28, 28, 1), "shapes-colored": (20, 20, 3),
-                "mnist-colored": (28, 28, 3)}
+IMAGE_SHAPES = {name: data.image_shape(name)  # (H, W, C), from core.data.SETS
+                for name in ("shapes", "mnist", "shapes-colored", "mnist-colored")}
 BINARY_SETS, COLOUR_SETS = ("shapes", "mnist"), ("shapes-colored", "mnist-colored")
 # the checkpoints the lab ships (python -m core.pretrain NAME q3a|q3b DATASET); q3c races these by default
 PRETRAINED = {"shapes": "q3a-shapes", "mnist": "q3a-mnist", "shapes-colored": "q3b-shapes-colored",
               "mnist-colored": "q3b-mnist-colored"}
-REFERENCE = {"shapes": 0.0397, "shapes-colored": 0.0541}  # the course's final test losses (nats/dim)
 N_FINAL = 100
 CHUNK = 16  # the race emits its step times every CHUNK steps (or every 2 s)
 
@@ -87,12 +86,6 @@ def model_config(image_shape, hp: dict, question: str = "", dataset: str = "") -
             "n_layers": int(hp["layers"])}
 
 
-def build_from_config(config: dict) -> Transformer:
-    """A checkpoint's config -> the Transformer (fresh weights) it was saved from."""
-    return Transformer(TransformerConfig(**{k: int(config[k]) for k in
-                                            ("vocab_size", "block_size", "d_model", "n_heads", "n_layers")}))
-
-
 def compatibility(config: dict, image_shape) -> list[str]:
     """Why a checkpoint cannot model images of `image_shape` (H,W,C); empty if it can."""
     H, W, C = image_shape
@@ -111,75 +104,7 @@ def compatibility(config: dict, image_shape) -> list[str]:
     return problems
 
 
-def _runs_root(runs_root=None) -> Path:
-    from ..runs import default_root
-
-    return Path(runs_root) if runs_root else default_root()
-
-
-def source_config(source: str, runs_root=None) -> dict:
-    """The config of a model source ("pretrained:NAME" | "run:ID") without loading its weights."""
-    from .. import checkpoints
-
-    kind, _, name = source.partition(":")
-    if kind == "pretrained":
-        entries = checkpoints.find(name=name)
-        if not entries:
-            raise checkpoints.CheckpointError(f"no pretrained checkpoint named {name!r} is shipped yet")
-        return entries[0]["config"]
-    if kind == "run":
-        path = _runs_root(runs_root) / name / "model.safetensors"
-        if not path.exists():
-            raise checkpoints.CheckpointError(f"run {name!r} has no saved model (not finished, or deleted)")
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("config", "{}"))
-    raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
-
-
-def load_model(source: str, runs_root=None, device: str = "cpu") -> tuple[Transformer, dict]:
-    """("pretrained:NAME" | "run:ID") -> (model in eval mode on `device`, its config)."""
-    from .. import checkpoints
-
-    kind, _, name = source.partition(":")
-    if kind == "pretrained":
-        state, config, _ = checkpoints.load_pretrained(name)
-    elif kind == "run":
-        state, config, _ = checkpoints.read_checkpoint(_runs_root(runs_root) / name / "model.safetensors")
-    else:
-        raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
-    model = checkpoints.load_into(build_from_config(config), state, source)
-    return model.to(device).eval(), config
-
-
-def model_choices(dataset: str, questions=("q3a", "q3b"), runs_root=None) -> list[tuple[str, str]]:
-    """(source, label) of every model for `dataset`: shipped checkpoints first, then finished runs, newest first."""
-    from .. import checkpoints
-    from ..runs import read_json
-
-    out = [(f"pretrained:{e['name']}", f"pretrained · {e['name']} · test {e.get('test_loss') or float('nan'):.4f}")
-           for e in checkpoints.find(dataset=dataset) if e["question"] in questions]
-    root = _runs_root(runs_root)
-    if root.exists():
-        for d in sorted((p for p in root.iterdir() if (p / "model.safetensors").exists()), reverse=True):
-            spec, st = read_json(d / "spec.json", {}), read_json(d / "status.json", {})
-            if spec.get("question") in questions and spec.get("dataset") == dataset and st.get("state") == "done":
-                loss = (st.get("result") or {}).get("test_loss")
-                out.append((f"run:{d.name}", f"run {d.name} ({spec.get('preset') or 'custom'})"
-                            + (f" · test {loss:.4f}" if loss is not None else "")))
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- sampling
-def _no_bos(bos: int):
-    def hook(step, tokens, logits):
-        logits = logits.clone()
-        logits[:, bos] = float("-inf")  # <bos> only ever starts a sequence
-        return logits
-    return hook
-
-
 def _generator(model, seed: int):
     return torch.Generator(device=next(model.parameters()).device).manual_seed(int(seed))
 
@@ -189,7 +114,7 @@ def generate(model, config: dict, n: int, seed: int = 0, use_cache: bool = True,
     """n unconditional samples -> uint8 images (n,H,W,C) (and the seconds of every step, with return_times)."""
     H, W, C = config["image_shape"]
     out = sample(model, n, H * W, prefix=[config["bos"]], use_cache=use_cache, generator=_generator(model, seed),
-                 temperature=temperature, logits_hook=_no_bos(config["bos"]), step_callback=step_callback,
+                 temperature=temperature, logits_hook=forbid(config["bos"]), step_callback=step_callback,
                  return_times=return_times)
     toks, times = out if return_times else (out, None)
     images = decode(toks[:, 1:], (H, W, C))
@@ -207,7 +132,7 @@ def complete(model, config: dict, images, keep_rows: int | None = None, seed: in
         raise ValueError(f"keep_rows must be in 0..{H - 1}")
     prefix = encode(images).long()[:, : 1 + keep * W]  # <bos> + the kept rows
     toks = sample(model, len(images), (H - keep) * W, prefix=prefix.to(next(model.parameters()).device),
-                  generator=_generator(model, seed), logits_hook=_no_bos(config["bos"]))
+                  generator=_generator(model, seed), logits_hook=forbid(config["bos"]))
     return decode(toks[:, 1:], (H, W, C))
 
 
@@ -230,7 +155,7 @@ def attention_maps(model, config: dict, image, pixel: int) -> dict:
     w = torch.stack([a[0, :, -1] for a in atts]).float().cpu()  # (L, h, pixel + 1): <bos>, x_0 .. x_{pixel-1}
     maps = torch.full((*w.shape[:2], H * W), float("nan"))
     maps[..., :pixel] = w[..., 1:]
-    probs = _no_bos(config["bos"])(0, None, logits[:, -1]).softmax(-1)[0, : config["bos"]]
+    probs = forbid(config["bos"])(0, None, logits[:, -1]).softmax(-1)[0, : config["bos"]]
     return {"maps": maps.reshape(*w.shape[:2], H, W).numpy(), "bos": w[..., 0].numpy(), "probs": probs.cpu().numpy()}
 
 
@@ -300,36 +225,33 @@ class IGPT(Question):
     presets = PRESETS
 
     def check(self, hp, dataset):
-        if hp["d_model"] % hp["heads"]:
-            return {"heads": f"must divide d_model ({hp['d_model']} is not a multiple of {hp['heads']})"}
-        return {}
+        return transformer_check(hp)
 
-    def train(self, train, test, hp: dict, seed: int = 0, device: str = "cpu", ctx=None, dataset: str = ""):
-        """Fit on uint8 images (N,H,W,C); returns (model, config, TrainResult). After every epoch it draws
-        `preview_samples` images with the KV cache (artifact `samples_epochN`)."""
-        hp = {**self.defaults(), **hp}
-        errors = self.check(hp, dataset)
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """Fit on uint8 images (N,H,W,C). When the context keeps artifacts, it draws `preview_samples` images with
+        the KV cache after every epoch (artifact `samples_epochN`)."""
+        hp = self.hparams(hp)
+        errors = self.check(hp, data.name)
         if errors:
             raise ValueError("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        ctx = ctx or NullContext()
-        train, test = np.asarray(train), np.asarray(test)
+        ctx = ctx or RunContext()
+        train, test = np.asarray(data.train), np.asarray(data.test)
         if train.shape[1:] != test.shape[1:]:
             raise ValueError(f"train and test images differ in shape: {train.shape[1:]} vs {test.shape[1:]}")
         shape = train.shape[1:]
-        keep = max(1, round(hp["data_fraction"] * len(train)))
-        if keep < len(train):
-            train = train[np.sort(np.random.default_rng(seed).permutation(len(train))[:keep])]
+        train = subset(train, hp["data_fraction"], seed)
         train_seq, test_seq = encode(train), encode(test)
-        config = model_config(shape, hp, self.key, dataset)
+        config = model_config(shape, hp, self.key, data.name)
         ctx.emit("meta", image_shape=list(shape), vocab_size=config["vocab_size"], n_train=len(train),
                  tokens_per_image=shape[0] * shape[1], ln_vocab_per_dim=math.log(config["vocab_size"] - 1) / shape[2])
         torch.manual_seed(seed)
-        model = build_from_config(config)
+        model = Transformer.from_config(config)
         levels = 2 if shape[2] == 1 else 4
 
         def on_epoch_end(epoch, m):
             k = hp["preview_samples"]
-            if k and hasattr(ctx, "save_images"):
+            if k and ctx.keeps:
                 imgs = generate(m, config, k, seed=seed + epoch)
                 ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=math.ceil(math.sqrt(k)), levels=levels,
                                 epoch=epoch)
@@ -338,34 +260,30 @@ class IGPT(Question):
                           warmup_steps=hp["warmup_steps"], schedule="cosine", grad_clip=hp["grad_clip"] or None,
                           seed=seed, device=device)
         res = fit(model, make_loss(shape[2]), train_seq, test_seq, cfg, ctx, on_epoch_end)
-        return model.eval(), config, res
+        return Trained(model.eval(), config, res, {"n_train_images": len(train)})
 
-    def run(self, spec, ctx) -> dict:
-        from .. import data
-
-        train, test = data.load(spec.dataset)
-        hp = {**self.defaults(), **spec.hparams}
-        model, config, res = self.train(train, test, hp, spec.seed, ctx.device, ctx, spec.dataset)
+    def finish(self, trained, data, hp, spec, ctx) -> dict:
+        model, config, shape = trained.model, trained.config, data.train.shape
         ctx.progress(0.0, f"drawing the {N_FINAL} final samples")
         t0 = time.time()
         samples = generate(model, config, N_FINAL, seed=spec.seed)
         ctx.save_images("samples", samples, ncols=10, levels=4 if config["colour"] else 2,
                         epoch=hp["epochs"], final=True)
-        ctx.save_checkpoint(model, config)
-        final = res.test_losses[-1]
-        return {"test_loss": final, "bits_per_dim": final / math.log(2), "nats_per_pixel": final * train.shape[-1],
-                "seconds": res.seconds, "sample_seconds": time.time() - t0, "n_train_images": round(
-                    hp["data_fraction"] * len(train)), "tokens_per_image": train.shape[1] * train.shape[2]}
+        out = self.summary(trained)
+        return {**out, "nats_per_pixel": out["test_loss"] * shape[-1], "sample_seconds": time.time() - t0,
+                "n_train_images": trained.extras["n_train_images"], "tokens_per_image": shape[1] * shape[2]}
 
 
 class BinaryQ(IGPT):
     key, title = "q3a", "iGPT · binary"
     datasets = BINARY_SETS
+    reference = {"shapes": 0.0397}   # the course's final test loss (nats/dim)
 
 
 class ColourQ(IGPT):
     key, title = "q3b", "iGPT · colour"
     datasets = COLOUR_SETS
+    reference = {"shapes-colored": 0.0541}
 
 
 # ----------------------------------------------------------------------------------------------- Q3c: the race
@@ -405,7 +323,7 @@ class RaceQ(Question):
     def check(self, hp, dataset, runs_root=None):
         src = self.source(hp, dataset)
         try:
-            config = source_config(src, runs_root)
+            config = sources.config(src, runs_root)
         except ValueError as e:  # CheckpointError is a ValueError
             if not hp.get("checkpoint"):
                 return {"checkpoint": f"no checkpoint is shipped for {dataset} yet: train a model on it first "
@@ -414,10 +332,22 @@ class RaceQ(Question):
         problems = compatibility(config, IMAGE_SHAPES[dataset])
         return {"checkpoint": "; ".join(problems)} if problems else {}
 
+    def load_data(self, dataset, hp, ctx) -> Data:
+        return Data(None, None, name=dataset)  # the race draws samples: no training data
+
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """The race trains nothing: its model comes from the source in hp["checkpoint"] (or the one shipped for
+        the data set), loaded on `device`."""
+        hp, ctx = self.hparams(hp), ctx or RunContext()
+        src = self.source(hp, data.name)
+        model, config = sources.load(src, device, ctx.runs_root)
+        return Trained(model, config, None, {"source": src})
+
     def run(self, spec, ctx) -> dict:
-        hp = {**self.defaults(), **spec.hparams}
-        src = self.source(hp, spec.dataset)
-        model, config = load_model(src, ctx.run_dir.parent, ctx.device)
+        hp = self.hparams(spec.hparams)
+        trained = self.train(self.load_data(spec.dataset, hp, ctx), hp, seed=spec.seed, device=ctx.device, ctx=ctx)
+        model, config, src = trained.model, trained.config, trained.extras["source"]
         H, W, C = config["image_shape"]
         n, steps, chunk = hp["n_samples"], H * W, CHUNK
         from ..device import cpu_count

@@ -5,7 +5,7 @@ squared errors in the 0..3 pixel scale, NOT nats: the result's `test_loss` is th
 (with "unit": "mse"). Events besides fit's: per minibatch "vq" {step, recon, perplexity, usage}; per epoch (0 =
 before training) "vq_test" {epoch, recon, wrong, usage, perplexity} over the whole test set; a preview grid
 "recon_epoch<e>" (rows of 10 originals, then their reconstructions); at the end "reconstructions" (50 pairs).
-Checkpoint config: the VQVAEConfig fields, so `core.models.vqvae.load_tokenizer` reads it too.
+Checkpoint config: "question": "q4a" + the VQVAEConfig fields, so `core.sources.build` rebuilds it.
 
 q4b ("Token transformer") tokenizes the data set once with a tokenizer — "pretrained" (the shipped
 `vqvae-<dataset>`), another shipped q4a name, or the id of a finished q4a run — caching the tokens in the run
@@ -16,17 +16,18 @@ Samples never contain <bos> and are decoded to images by the same tokenizer.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, fields as dc_fields
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.transformer import Transformer, TransformerConfig, sample
-from ..models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, usage_stats, vqvae_loss
-from ..train import NullContext, RunCancelled, TrainConfig, fit
-from .base import Field, Question, transformer_fields
+from .. import sources
+from ..context import RunContext
+from ..models.transformer import Transformer, forbid, sample
+from ..models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
+from ..train import RunCancelled, TrainConfig, fit, subset
+from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
 
 DATASETS = ("mnist-colored", "mnist-v2")
 IMAGE_SHAPE = (28, 28, 3)
@@ -39,7 +40,7 @@ def pretrained_tokenizer_name(dataset: str) -> str:
     return f"vqvae-{dataset}"
 
 
-class TokenizerMissing(ValueError):
+class TokenizerMissing(sources.SourceMissing):
     """The tokenizer asked for does not exist (not shipped, no such run, not finished, wrong data set)."""
 
 
@@ -61,21 +62,6 @@ def check_images(x, what: str = "images") -> np.ndarray:
     return x.astype(np.uint8, copy=False)
 
 
-def subset(x: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A seeded random share of the rows (all of them for fraction 1), in their original order."""
-    keep = max(1, round(fraction * len(x)))
-    if keep >= len(x):
-        return x
-    return x[np.sort(np.random.default_rng(seed).permutation(len(x))[:keep])]
-
-
-def load_images(dataset: str):
-    from .. import data
-
-    out = data.load(dataset)
-    return out[0], out[1]
-
-
 def to_images(x_hat) -> np.ndarray:
     """Decoder outputs (~0..3 floats) -> uint8 images in 0..3."""
     return np.clip(np.rint(np.asarray(x_hat)), 0, 3).astype(np.uint8)
@@ -95,100 +81,45 @@ def tokenizer_config(hp: dict) -> VQVAEConfig:
                               embedding_dim=int(hp["embedding_dim"]), ema_decay=0.99 if hp["ema"] else 0.0)
 
 
-def build_tokenizer(config: dict) -> VQVAE:
-    """A q4a checkpoint's config (VQVAEConfig fields; other keys ignored) -> VQVAE with fresh weights."""
-    names = {f.name for f in dc_fields(VQVAEConfig)}
-    return VQVAE(VQVAEConfig(**{k: v for k, v in config.items() if k in names}))
-
-
-def _runs_root(runs_root=None) -> Path:
-    from ..runs import default_root
-
-    return Path(runs_root) if runs_root else default_root()
-
-
-def resolve_tokenizer(source: str, dataset: str | None = None, runs_root=None) -> dict:
-    """Where a tokenizer lives. source: "pretrained" (the shipped vqvae-<dataset>), a shipped q4a checkpoint
-    name, the id of a finished q4a run, or a run folder path. -> {"source", "label", "path", "sha256", "dataset"}.
-    Raises TokenizerMissing with a message that says what to do."""
-    from .. import checkpoints
-
-    source = (source or "").strip()
-    if source in ("", "pretrained"):
+def tokenizer_source(value: str, dataset: str | None) -> str:
+    """The `tokenizer` field's value -> a model source: "pretrained" (or empty) is the one shipped for the data
+    set; anything else (a source, a shipped name, a run id) is passed on."""
+    value = (value or "").strip()
+    if value in ("", "pretrained"):
         if dataset is None:
             raise TokenizerMissing("say which data set's pretrained tokenizer to use")
-        name = pretrained_tokenizer_name(dataset)
-        if not checkpoints.find(name=name):
-            raise TokenizerMissing(f"no pretrained tokenizer shipped for {dataset} yet — train one on the "
-                                   f"Tokenizer tab first, then give its run id here")
-        source = name
-    entries = checkpoints.find(name=source)
-    if entries:
-        e = entries[0]
-        if e["question"] != "q4a":
-            raise TokenizerMissing(f"{source} is a {e['question']} checkpoint, not a tokenizer (q4a)")
-        if dataset and e["dataset"] != dataset:
-            raise TokenizerMissing(f"{source} was trained on {e['dataset']}, not {dataset}")
-        return {"source": f"pretrained:{source}", "label": f"pretrained {source}", "dataset": e["dataset"],
-                "path": str(checkpoints.PRETRAINED / e["file"]), "sha256": e.get("sha256")}
-    from ..runs import read_json
-
-    run_dir = Path(source) if "/" in source else _runs_root(runs_root) / source
-    spec = read_json(run_dir / "spec.json") if source and run_dir.is_dir() else None
-    if not spec:
-        raise TokenizerMissing(f"{source!r} is neither \"pretrained\", a shipped tokenizer nor a run id "
-                               f"(train a tokenizer on the Tokenizer tab and give its run id)")
-    if spec.get("question") != "q4a":
-        raise TokenizerMissing(f"run {run_dir.name} is a {spec.get('question')} run, not a tokenizer (q4a) run")
-    state = (read_json(run_dir / "status.json") or {}).get("state", "queued")
-    if state != "done":
-        raise TokenizerMissing(f"tokenizer run {run_dir.name} is {state}, not finished: wait for it or pick another")
-    if dataset and spec.get("dataset") != dataset:
-        raise TokenizerMissing(f"tokenizer run {run_dir.name} was trained on {spec.get('dataset')}, not {dataset}")
-    path = run_dir / "model.safetensors"
-    if not path.exists():
-        raise TokenizerMissing(f"tokenizer run {run_dir.name} has no checkpoint (model.safetensors)")
-    return {"source": f"run:{run_dir.name}", "label": f"run {run_dir.name}", "dataset": spec.get("dataset"),
-            "path": str(path), "sha256": None}
+        return f"pretrained:{pretrained_tokenizer_name(dataset)}"
+    return value
 
 
-def load_resolved_tokenizer(where: dict, device: str = "cpu") -> VQTokenizer:
-    """The VQTokenizer at a `resolve_tokenizer` answer (checked against its sha256 when shipped)."""
-    from ..checkpoints import CheckpointError, load_into, read_checkpoint
-
-    state, config, _ = read_checkpoint(where["path"], where["sha256"])
+def find_tokenizer(value: str, dataset: str | None = None, runs_root=None) -> sources.Found:
+    """Where the tokenizer `value` names lives (a q4a model, of `dataset` when given). Raises TokenizerMissing
+    with a message that says what to do."""
     try:
-        model = build_tokenizer(config)
-    except TypeError as e:
-        raise CheckpointError(f"{where['label']} is not a VQ-VAE tokenizer checkpoint ({e})") from None
-    load_into(model, state, where["label"])
-    return VQTokenizer(model.to(device))
+        return sources.resolve(tokenizer_source(value, dataset), "q4a", dataset, runs_root)
+    except sources.SourceMissing as e:
+        if (value or "").strip() in ("", "pretrained"):
+            raise TokenizerMissing(f"no pretrained tokenizer shipped for {dataset} yet — train one on the "
+                                   f"Tokenizer tab first, then give its run id here") from None
+        raise TokenizerMissing(f"{e} (train a tokenizer on the Tokenizer tab and give its run id)") from None
 
 
-def load_tokenizer_checkpoint(name_or_run_dir: str, device: str = "cpu", dataset: str | None = None,
-                              runs_root=None) -> VQTokenizer:
-    """A frozen VQTokenizer from "pretrained" (with `dataset`), a shipped q4a name, a q4a run id or run folder."""
-    return load_resolved_tokenizer(resolve_tokenizer(str(name_or_run_dir), dataset, runs_root), device)
+def load_tokenizer(value: str, device: str = "cpu", dataset: str | None = None, runs_root=None) -> VQTokenizer:
+    """A frozen VQTokenizer from "pretrained" (with `dataset`), a source, a shipped q4a name or a q4a run id."""
+    found = find_tokenizer(str(value), dataset, runs_root)
+    model, _ = sources.load(found.source, device, runs_root, questions="q4a")
+    return VQTokenizer(model)
 
 
 def available_tokenizers(dataset: str, runs_root=None) -> list[tuple[str, str]]:
     """[(value for the `tokenizer` field, label)] for this data set: the shipped one, then finished q4a runs."""
-    from .. import checkpoints
-    from ..runs import read_json
-
-    out = [("pretrained", f"pretrained ({e['name']})") for e in checkpoints.find(question="q4a", dataset=dataset)
-           if e["name"] == pretrained_tokenizer_name(dataset)]
-    out += [(e["name"], f"pretrained ({e['name']})") for e in checkpoints.find(question="q4a", dataset=dataset)
-            if e["name"] != pretrained_tokenizer_name(dataset)]
-    root = _runs_root(runs_root)
-    if root.exists():
-        for d in sorted(root.iterdir(), reverse=True):
-            spec = (read_json(d / "spec.json") if d.is_dir() else None) or {}
-            if spec.get("question") == "q4a" and spec.get("dataset") == dataset \
-                    and (read_json(d / "status.json") or {}).get("state") == "done" and (d / "model.safetensors").exists():
-                res = (read_json(d / "status.json") or {}).get("result") or {}
-                mse = f", test MSE {res['test_mse']:.3f}" if "test_mse" in res else ""
-                out.append((d.name, f"run {d.name} (K={spec['hparams'].get('n_embeddings')}{mse})"))
+    default = pretrained_tokenizer_name(dataset)
+    shipped = sorted(sources.shipped("q4a", dataset), key=lambda e: e["name"] != default)
+    out = [("pretrained" if e["name"] == default else e["name"], f"pretrained ({e['name']})") for e in shipped]
+    for r in sources.finished_runs("q4a", dataset, runs_root):
+        res = r["status"].get("result") or {}
+        mse = f", test MSE {res['test_mse']:.3f}" if "test_mse" in res else ""
+        out.append((r["id"], f"run {r['id']} (K={r['spec']['hparams'].get('n_embeddings')}{mse})"))
     return out
 
 
@@ -315,12 +246,13 @@ class TokenizerQ(Question):
     presets = A_PRESETS
     unit = "mse"
 
-    def train(self, train, test, hp: dict, seed: int = 0, device: str = "cpu", ctx=None):
-        """Fit a tokenizer on image arrays; returns (model, TrainResult, test metrics per epoch (0 = before))."""
-        hp = {**self.defaults(), **hp}
-        ctx = ctx or NullContext()
-        train = subset(check_images(train, "training images"), hp["data_fraction"], seed)
-        test = check_images(test, "test images")
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """Fit a tokenizer on image arrays; extras["history"]: test metrics per epoch (0 = before training)."""
+        hp = self.hparams(hp)
+        ctx = ctx or RunContext()
+        train = subset(check_images(data.train, "training images"), hp["data_fraction"], seed)
+        test = check_images(data.test, "test images")
         torch.manual_seed(seed)
         model = VQVAE(tokenizer_config(hp))
         objective = VQObjective(ctx, model.config.n_embeddings)
@@ -328,7 +260,7 @@ class TokenizerQ(Question):
 
         def on_epoch_end(epoch, m):
             objective.flush(epoch)
-            if hasattr(ctx, "save_images"):
+            if ctx.keeps:
                 m.eval()
                 with torch.no_grad():
                     rec = to_images(m(preview)[0].cpu())
@@ -337,19 +269,16 @@ class TokenizerQ(Question):
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], schedule="cosine",
                           seed=seed, device=device)
         res = fit(model, objective, torch.as_tensor(train), torch.as_tensor(test), cfg, ctx, on_epoch_end)
-        model.eval()
-        return model, res, objective.history
+        return Trained(model.eval(), {"question": self.key, **asdict(model.config)}, res,
+                       {"history": objective.history})
 
-    def run(self, spec, ctx) -> dict:
-        train, test = load_images(spec.dataset)
-        hp = {**self.defaults(), **spec.hparams}
-        model, res, history = self.train(train, test, hp, spec.seed, ctx.device, ctx)
+    def finish(self, trained, data, hp, spec, ctx) -> dict:
+        model, res, history = trained.model, trained.result, trained.extras["history"]
         last = history[-1]
         with torch.no_grad():
-            shown = test[:50]
+            shown = data.test[:50]
             ctx.save_images("reconstructions", pairs(shown, to_images(model(shown)[0].cpu())), ncols=10,
                             levels=4, final=True)
-        ctx.save_checkpoint(model, asdict(model.config))
         metrics = {"test_mse": last["recon"], "test_wrong": last["wrong"], "test_usage": last["usage"],
                    "test_perplexity": last["perplexity"], "n_embeddings": model.config.n_embeddings}
         return {"test_loss": last["recon"], "unit": "mse",
@@ -400,48 +329,25 @@ def with_bos(tokens: np.ndarray, bos: int) -> torch.Tensor:
 
 
 def transformer_config(hp: dict, n_embeddings: int) -> dict:
+    """What a q4b checkpoint stores to rebuild its transformer (TransformerConfig's own field names)."""
     return {"question": "q4b", "n_embeddings": n_embeddings, "vocab_size": n_embeddings + 1, "bos": n_embeddings,
-            "block_size": TOKENS + 1, **{k: int(hp[k]) for k in ("d_model", "heads", "layers")}}
+            "block_size": TOKENS + 1, "d_model": int(hp["d_model"]), "n_heads": int(hp["heads"]),
+            "n_layers": int(hp["layers"])}
 
 
-def build_from_config(config: dict) -> Transformer:
-    """A q4b checkpoint's config (as run() saves it) -> Transformer with fresh weights."""
-    return Transformer(TransformerConfig(vocab_size=int(config["vocab_size"]), block_size=int(config["block_size"]),
-                                         d_model=int(config["d_model"]), n_heads=int(config["heads"]),
-                                         n_layers=int(config["layers"])))
-
-
-def load_transformer_checkpoint(name_or_run_dir: str, device: str = "cpu", runs_root=None):
-    """(Transformer, config) of a shipped q4b checkpoint name, a q4b run id or run folder. config["tokenizer"]
-    names the tokenizer it was trained with (load it with load_tokenizer_checkpoint)."""
-    from .. import checkpoints
-
-    if checkpoints.find(name=name_or_run_dir):
-        state, config, _ = checkpoints.load_pretrained(name_or_run_dir)
-    else:
-        d = Path(name_or_run_dir) if "/" in str(name_or_run_dir) else _runs_root(runs_root) / name_or_run_dir
-        state, config, _ = checkpoints.read_checkpoint(d / "model.safetensors")
-    model = checkpoints.load_into(build_from_config(config), state, str(name_or_run_dir))
-    return model.to(device).eval(), config
-
-
-def tokenizer_of(config: dict) -> str:
-    """The `tokenizer` source a q4b checkpoint config points to ("pretrained:NAME" -> NAME, "run:ID" -> ID)."""
-    return config["tokenizer"].split(":", 1)[1]
+def load_transformer(source: str, device: str = "cpu", runs_root=None):
+    """(Transformer, config) of a q4b source: "pretrained:NAME", "run:ID", a shipped name or a run id.
+    config["tokenizer"] is the source of the tokenizer it was trained with (load it with load_tokenizer)."""
+    return sources.load(source, device, runs_root, questions="q4b")
 
 
 def sample_images(model: Transformer, vqvae, n: int, seed: int = 0, temperature: float = 1.0):
     """n token grids from <bos> (never <bos> again), decoded -> (uint8 images (n,28,28,3), tokens (n,7,7))."""
     bos = model.config.vocab_size - 1
     device = next(model.parameters()).device
-
-    def no_bos(step, tokens, logits):
-        logits[:, bos] = float("-inf")
-        return logits
-
     gen = torch.Generator(device=device).manual_seed(seed)
     toks = sample(model, n, TOKENS, prefix=[bos], generator=gen, temperature=temperature,
-                  logits_hook=no_bos)[:, 1:].reshape(n, 7, 7).cpu().numpy()
+                  logits_hook=forbid(bos))[:, 1:].reshape(n, 7, 7).cpu().numpy()
     return to_images(vqvae.decode(toks)), toks
 
 
@@ -451,34 +357,43 @@ class TokenTransformerQ(Question):
     fields = B_FIELDS
     presets = B_PRESETS
     unit = "nats/token"
+    reference = {"mnist-colored": 3.083}  # the course's test loss on its colored MNIST, with its tokenizer
 
     def check(self, hp, dataset):
-        errors = {}
-        if hp["d_model"] % hp["heads"]:
-            errors["heads"] = f"must divide d_model ({hp['d_model']} is not a multiple of {hp['heads']})"
+        errors = transformer_check(hp)
         if dataset in self.datasets:
             try:
-                resolve_tokenizer(hp["tokenizer"], dataset)
+                find_tokenizer(hp["tokenizer"], dataset)
             except TokenizerMissing as e:
                 errors["tokenizer"] = str(e)
         return errors
 
-    def train(self, train, test, hp: dict, vqvae, seed: int = 0, device: str = "cpu", ctx=None, cache_dir=None):
-        """Tokenize with `vqvae` (any object with n_embeddings, quantize, decode), then fit the transformer.
-        Returns (model, TrainResult, info). Token arrays are cached in `cache_dir` when given."""
-        hp = {**self.defaults(), **hp}
-        ctx = ctx or NullContext()
-        train = subset(check_images(train, "training images"), hp["data_fraction"], seed)
-        test = check_images(test, "test images")
+    def load_data(self, dataset, hp, ctx) -> Data:
+        """The images and the tokenizer that hp["tokenizer"] names."""
+        data = super().load_data(dataset, hp, ctx)
+        found = find_tokenizer(hp["tokenizer"], dataset, ctx.runs_root)
+        data.tokenizer = load_tokenizer(found.source, ctx.device, runs_root=ctx.runs_root)
+        data.source, data.sha256 = found.source, found.sha256
+        ctx.emit("log", msg=f"tokenizer: {found.label} ({data.tokenizer.n_embeddings} codes)")
+        return data
+
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """Tokenize with data.tokenizer (any object with n_embeddings, quantize, decode), then fit the
+        transformer. Token arrays are cached in the run folder when the context has one."""
+        hp = self.hparams(hp)
+        ctx = ctx or RunContext()
+        vqvae = data.tokenizer
+        train = subset(check_images(data.train, "training images"), hp["data_fraction"], seed)
+        test = check_images(data.test, "test images")
         K = int(vqvae.n_embeddings)
-        progress = getattr(ctx, "progress", lambda frac, msg="": None)
         tokens = {}
         for i, (part, x) in enumerate((("train", train), ("test", test))):
-            path = Path(cache_dir) / f"tokens_{part}.npy" if cache_dir else None
+            path = ctx.path(f"tokens_{part}.npy")
             if path is not None and path.exists():
                 tokens[part] = np.load(path)
                 continue
-            tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, part=part: progress(
+            tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, part=part: ctx.progress(
                 (i + f) / 2, f"tokenizing the {part} images"), cancelled=ctx.cancelled)
             if path is not None:
                 np.save(path, tokens[part])
@@ -488,11 +403,13 @@ class TokenTransformerQ(Question):
         ctx.emit("meta", **info)
 
         torch.manual_seed(seed)
-        model = build_from_config(transformer_config(hp, K))
+        config = {**transformer_config(hp, K), "dataset": data.name, "tokenizer": data.source,
+                  "tokenizer_sha256": data.sha256}
+        model = Transformer.from_config(config)
 
         def on_epoch_end(epoch, m):
             n = hp["samples_per_epoch"]
-            if n and hasattr(ctx, "save_images"):
+            if n and ctx.keeps:
                 imgs, _ = sample_images(m, vqvae, n, seed + epoch, hp["temperature"])
                 ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=10, levels=4, epoch=epoch)
 
@@ -500,25 +417,17 @@ class TokenTransformerQ(Question):
                           warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)
         res = fit(model, lambda m, s: m.loss(s), with_bos(tokens["train"], K), with_bos(tokens["test"], K),
                   cfg, ctx, on_epoch_end)
-        return model.eval(), res, info
+        return Trained(model.eval(), config, res, info)
 
-    def run(self, spec, ctx) -> dict:
-        train, test = load_images(spec.dataset)
-        hp = {**self.defaults(), **spec.hparams}
-        where = resolve_tokenizer(hp["tokenizer"], spec.dataset, ctx.run_dir.parent)
-        tok = load_resolved_tokenizer(where, ctx.device)
-        ctx.emit("log", msg=f"tokenizer: {where['label']} ({tok.n_embeddings} codes)")
-        model, res, info = self.train(train, test, hp, tok, spec.seed, ctx.device, ctx, cache_dir=ctx.run_dir)
+    def finish(self, trained, data, hp, spec, ctx) -> dict:
         ctx.progress(0.0, f"drawing the {N_FINAL} final samples")
-        imgs, toks = sample_images(model, tok, N_FINAL, spec.seed, hp["temperature"])
-        np.save(ctx.path("sample_tokens.npy"), toks)
+        imgs, toks = sample_images(trained.model, data.tokenizer, N_FINAL, spec.seed, hp["temperature"])
+        if ctx.path("sample_tokens.npy") is not None:
+            np.save(ctx.path("sample_tokens.npy"), toks)
         ctx.save_images("samples", imgs, ncols=10, levels=4, final=True)
-        ctx.save_checkpoint(model, {**transformer_config(hp, tok.n_embeddings), "dataset": spec.dataset,
-                                    "tokenizer": where["source"], "tokenizer_sha256": where["sha256"]})
-        final = res.test_losses[-1]
-        metrics = {"tokenizer": where["source"], "start_loss": res.test_losses[0], **info}
-        return {"test_loss": final, "unit": "nats/token", "bits_per_dim": final / math.log(2),
-                "seconds": res.seconds, "tokenizer": where["label"], **info, "metrics": metrics}
+        info = trained.extras
+        metrics = {"tokenizer": data.source, "start_loss": trained.result.test_losses[0], **info}
+        return {**self.summary(trained), "tokenizer": data.source.replace(":", " ", 1), **info, "metrics": metrics}
 
 
 TOKENIZER, TOKEN_TRANSFORMER = TokenizerQ(), TokenTransformerQ()

@@ -26,10 +26,11 @@ import math
 
 import torch
 
-from ..models.transformer import Transformer, TransformerConfig, lm_loss, sample
+from ..context import RunContext
+from ..models.transformer import Transformer, forbid, lm_loss, sample
 from ..text import CharTokenizer, poem_windows
-from ..train import NullContext, TrainConfig, fit
-from .base import Field, Question, transformer_fields
+from ..train import TrainConfig, fit, subset
+from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
 
 PAD = -100          # target id the loss ignores (padding of the last window)
 N_FINAL, FINAL_LEN = 5, 128  # the deliverable: 5 samples of up to 128 characters
@@ -61,16 +62,11 @@ def tokenizer_from_config(config: dict) -> CharTokenizer:
     return CharTokenizer(config["chars"])
 
 
-def build_from_config(config: dict) -> Transformer:
-    """A checkpoint's config (as run() saves it) -> the Transformer, fresh weights; its tokenizer comes from
-    tokenizer_from_config(config)."""
-    return Transformer(TransformerConfig(vocab_size=len(config["chars"]) + 2, block_size=int(config["context"]),
-                                         d_model=int(config["d_model"]), n_heads=int(config["heads"]),
-                                         n_layers=int(config["layers"])))
-
-
 def model_config(tok: CharTokenizer, hp: dict) -> dict:
-    return {"question": "q5", "chars": tok.chars, **{k: hp[k] for k in ("context", "d_model", "heads", "layers")}}
+    """What a checkpoint stores: the characters (its tokenizer) and the TransformerConfig fields
+    (`Transformer.from_config` rebuilds the model, `tokenizer_from_config` the tokenizer)."""
+    return {"question": "q5", "chars": tok.chars, "vocab_size": len(tok.chars) + 2, "block_size": int(hp["context"]),
+            "d_model": int(hp["d_model"]), "n_heads": int(hp["heads"]), "n_layers": int(hp["layers"])}
 
 
 def prepare_prompt(tok: CharTokenizer, prompt: str, context: int):
@@ -92,9 +88,10 @@ def prepare_prompt(tok: CharTokenizer, prompt: str, context: int):
 def _poem_hook(tok, ended_before):
     """Never write <bos>; once a sample has written <eos> (in this call or before: ended_before (n,) bool),
     only <eos> (the poem has ended)."""
+    no_bos = forbid(tok.bos)
+
     def hook(step, tokens, logits):
-        logits = logits.clone()
-        logits[:, tok.bos] = float("-inf")
+        logits = no_bos(step, tokens, logits)
         ended = ended_before | (tokens == tok.eos).any(1)
         logits[ended] = float("-inf")
         logits[ended, tok.eos] = 0.0
@@ -142,17 +139,18 @@ class PoetryQ(Question):
     fields = FIELDS
     presets = PRESETS
     unit = "nats/char"
+    students = {"poetry": (1.60, 2.13)}   # final test losses students reached on the original set
 
     def check(self, hp, dataset):
-        if hp["d_model"] % hp["heads"]:
-            return {"heads": f"must divide d_model ({hp['d_model']} is not a multiple of {hp['heads']})"}
-        return {}
+        return transformer_check(hp)
 
-    def train(self, train_poems, test_poems, hp: dict, seed: int = 0, device: str = "cpu", ctx=None):
-        """Fit on lists of poems; returns (model, tokenizer, TrainResult, info). After every epoch it writes
+    def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
+              ctx: RunContext | None = None) -> Trained:
+        """Fit on lists of poems; extras: the tokenizer ("tokenizer") and counts. After every epoch it writes
         `samples_per_epoch` poems and emits them (artifact kind "text", with epoch and texts)."""
-        hp = {**self.defaults(), **hp}
-        ctx = ctx or NullContext()
+        hp = self.hparams(hp)
+        ctx = ctx or RunContext()
+        train_poems, test_poems = data.train, data.test
         if isinstance(train_poems, str):
             train_poems = [train_poems]
         if isinstance(test_poems, str):
@@ -163,10 +161,7 @@ class PoetryQ(Question):
         T = hp["context"]
         train_rows = poem_windows(tok, train_poems, T, PAD)
         n_all = len(train_rows)
-        keep = max(1, round(hp["data_fraction"] * n_all))
-        if keep < n_all:
-            g = torch.Generator().manual_seed(seed)
-            train_rows = train_rows[torch.randperm(n_all, generator=g)[:keep].sort().values]
+        train_rows = subset(train_rows, hp["data_fraction"], seed)
         test_rows = poem_windows(tok, test_poems, T, PAD)
         unseen = tok.unseen("".join(test_poems))
         info = {"vocab_size": tok.vocab_size, "train_windows": len(train_rows), "all_train_windows": n_all,
@@ -174,36 +169,31 @@ class PoetryQ(Question):
         ctx.emit("meta", **info, ln_vocab=math.log(tok.vocab_size))
 
         torch.manual_seed(seed)
-        model = build_from_config(model_config(tok, hp))
+        config = model_config(tok, hp)
+        model = Transformer.from_config(config)
 
         def on_epoch_end(epoch, m):
             k = hp["samples_per_epoch"]
-            if k:
+            if k and ctx.keeps:
                 texts, _ = generate(m, tok, k, FINAL_LEN, temperature=hp["temperature"], seed=seed + epoch)
                 ctx.emit("artifact", kind="text", name=f"samples_epoch{epoch}", epoch=epoch, texts=texts)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
                           warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)
         res = fit(model, loss_fn, train_rows, test_rows, cfg, ctx, on_epoch_end)
-        return model, tok, res, info
+        return Trained(model.eval(), config, res, {"tokenizer": tok, **info})
 
     def final_samples(self, model, tok, hp: dict, seed: int = 0) -> list[str]:
         """The deliverable: 5 unconditional samples of up to 128 characters, cut at <eos>."""
         return generate(model, tok, N_FINAL, FINAL_LEN, temperature=hp["temperature"], seed=seed)[0]
 
-    def run(self, spec, ctx) -> dict:
-        from .. import data
-
-        train_poems, test_poems = data.load(spec.dataset)
-        hp = {**self.defaults(), **spec.hparams}
-        model, tok, res, info = self.train(train_poems, test_poems, hp, spec.seed, ctx.device, ctx)
+    def finish(self, trained, data, hp, spec, ctx) -> dict:
+        tok = trained.extras["tokenizer"]
         ctx.progress(0.0, "writing the 5 final samples")
-        samples = self.final_samples(model, tok, hp, spec.seed)
+        samples = self.final_samples(trained.model, tok, hp, spec.seed)
         ctx.emit("artifact", kind="text", name="samples", epoch=hp["epochs"], texts=samples, final=True)
-        ctx.save_checkpoint(model, model_config(tok, hp))
-        final = res.test_losses[-1]
-        return {"test_loss": final, "bits_per_dim": final / math.log(2), "seconds": res.seconds,
-                "ln_vocab": math.log(tok.vocab_size), "samples": samples, **info}
+        info = {k: v for k, v in trained.extras.items() if k != "tokenizer"}
+        return {**self.summary(trained), "ln_vocab": math.log(tok.vocab_size), "samples": samples, **info}
 
 
 POETRY = PoetryQ()

@@ -1,7 +1,9 @@
-"""One run, in its own process:  python -m core.worker RUN_DIR
+"""One run, in its own process:  python -m core.engine.worker RUN_DIR
 
-Reads spec.json, runs the question through the shared training loop, appends events, and ends the run in
-exactly one of done / cancelled / failed (with the reason). Then it asks the queue to start the next run.
+Reads spec.json, runs the question it names (`core.questions.get(key).run(spec, ctx)`: the one place the engine
+meets the questions), appends events, and ends the run in exactly one of done / cancelled / failed (with the
+reason). Then it asks the queue to start the next run. `RunContext` is the engine's implementation of the
+run-context interface every question talks to (core.questions.base.RunContext).
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..context import RunContext as RunContextBase
+from ..train import NonFiniteLoss, RunCancelled
 from .runs import RunSpec, RunStore, read_json, write_json_atomic
-from .train import NonFiniteLoss, RunCancelled
 
 
 def _jsonable(v):
@@ -28,11 +31,13 @@ def _jsonable(v):
     raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
-class RunContext:
-    """What a question's run() uses to talk to the outside: events, cancel, artifacts, the device."""
+class RunContext(RunContextBase):
+    """A run folder as a question sees it: events, cancel, artifacts, the device, where other runs live."""
+    keeps = True
 
     def __init__(self, run_dir: Path, device: str = "cpu"):
         self.run_dir = Path(run_dir)
+        self.runs_root = self.run_dir.parent
         self.device = device
         self._events = open(self.run_dir / "events.jsonl", "a")
         self._cancel = self.run_dir / "cancel"
@@ -52,7 +57,7 @@ class RunContext:
 
     def save_images(self, name: str, images, ncols: int = 10, levels: int | None = None, **meta) -> str:
         """Save integer images as `name.npy` and a grid `name.png`, and announce them as an artifact event."""
-        from .viz import image_grid, save_png
+        from ..viz import image_grid, save_png
 
         images = np.asarray(images)
         np.save(self.run_dir / f"{name}.npy", images)
@@ -66,7 +71,7 @@ class RunContext:
         return name
 
     def save_checkpoint(self, model, config: dict, name: str = "model", **meta) -> str:
-        from .checkpoints import save_checkpoint
+        from ..checkpoints import save_checkpoint
 
         save_checkpoint(self.run_dir / f"{name}.safetensors", model, config, meta)
         self.emit("artifact", kind="checkpoint", name=name, file=f"{name}.safetensors")
@@ -85,10 +90,10 @@ def main(run_dir: str) -> int:
         import torch
 
         torch.set_num_threads(int(os.environ.get("ARLAB_THREADS", "0")) or torch.get_num_threads())
-        from . import questions
-        from .device import pick_device
+        from .. import questions
+        from ..device import pick_device
 
-        spec = RunSpec.from_dict(read_json(run_dir / "spec.json")).validated()
+        spec = RunSpec.from_dict(read_json(run_dir / "spec.json")).validated(questions.validate)
         device = pick_device(spec.device)
         if device == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls: same results to ~1e-3, much faster
@@ -123,5 +128,5 @@ def main(run_dir: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m core.worker RUN_DIR")
+        sys.exit("usage: python -m core.engine.worker RUN_DIR")
     sys.exit(main(sys.argv[1]))

@@ -1,6 +1,7 @@
-"""Streamlit pieces every question page shares: the run store, the hyperparameter form, Train, the live monitor.
-
-Pages stay thin: they explain, pick a data set, call `train_panel` and `run_monitor`, and draw their own extras.
+"""The ui package: the Streamlit pieces every page shares (the run store, the hyperparameter form, Train, the
+live monitor, pickers). Pages stay thin: they explain, pick a data set, call `train_panel` and `run_monitor`, and
+draw their own extras. Pages import only this package, core.questions and core.sources (plus core.data and
+core.viz for what they draw); the run engine is reached only through here.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from core import viz
-from core.runs import InvalidSpec, RunSpec, RunStore
+from core.engine import InvalidSpec, RunSpec, RunStore, default_root
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
 
@@ -27,15 +28,21 @@ def in_app():
         st.rerun()
 
 
+@st.cache_resource
 def _store(root: str) -> RunStore:
-    return RunStore(root)
+    from core import lab
+
+    return lab.store(root)
 
 
 def store() -> RunStore:
     """The run store of this server (one per runs folder; `ARLAB_RUNS_DIR` moves it)."""
-    from core.runs import default_root
-
     return _store(str(default_root()))
+
+
+def submit(spec: RunSpec) -> str:
+    """Queue a run (raises InvalidSpec naming every problem; nothing is written then)."""
+    return store().submit(spec)
 
 
 @st.cache_resource
@@ -236,7 +243,8 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         elif state == "cancelled":
             st.warning(f"Cancelled: {st_.get('reason', '')} — what it recorded is kept below.")
         if show_curve and (view.train or view.test):
-            st.plotly_chart(curve(view, unit), key=f"curve:{key}:{run_id}:{view.offset}")
+            # a stable key: each redraw updates the one chart in place instead of mounting a new one every second
+            st.plotly_chart(curve(view, unit), key=f"curve:{key}:{run_id}")
             if view.test:
                 bits = f" ({view.test[-1] / 0.6931471805599453:.4f} bits)" if unit.startswith("nats") else ""
                 st.caption(f"test loss: {view.test[-1]:.4f} {unit}{bits} after epoch {len(view.test) - 1}")

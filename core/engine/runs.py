@@ -1,16 +1,17 @@
-"""Run records on disk, the queue, and the workers that execute them.
+"""Run records on disk and the queue.
 
 A run is a folder `runs/<id>/`:
     spec.json      what to run (a RunSpec), written once
-    status.json    state and reason, replaced atomically (queued | running | done | cancelled | failed)
+    status.json    state and reason, replaced atomically (queued | running | done | cancelled | failed), and the
+                   launcher's handle of its worker
     events.jsonl   appended by the worker: minibatch losses, test losses, artifacts, the result
     cancel         present when a stop was asked for
     worker.log     the worker's stdout/stderr (tracebacks land here)
 Everything about a run lives on disk, so reloads, other browsers and server restarts find it again.
 
 The queue: `RunStore.pump()` recovers runs whose worker died, then starts queued runs (oldest first) while
-fewer than `max_concurrent` are running. Every worker is a fresh `python -m core.worker RUN_DIR` process
-(never a fork of the server), started by a launcher; the local process launcher is the default.
+fewer than `max_concurrent` are running, each through the store's launcher (launcher.py). The store validates a
+spec with the validator it is given (core.questions.validate): the engine itself knows no question.
 """
 from __future__ import annotations
 
@@ -18,15 +19,18 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from . import ROOT
+from .. import ROOT
+from .launcher import Launcher, LocalProcessLauncher
+
+# validator(question, dataset, hparams) -> cleaned hparams; raises ValueError (with `.errors`: {field: message})
+Validator = Callable[[str, str, dict], dict]
 
 STATES = ("queued", "running", "done", "cancelled", "failed")
 ACTIVE = ("queued", "running")
@@ -57,25 +61,18 @@ class RunSpec:
     def from_dict(cls, d: dict) -> "RunSpec":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
-    def validated(self) -> "RunSpec":
-        """A copy with cleaned hyperparameters; raises InvalidSpec naming every problem."""
-        from . import questions
-        from .questions.base import InvalidHyperparameters
-
-        try:
-            q = questions.get(self.question)
-        except KeyError as e:
-            raise InvalidSpec({"question": str(e.args[0])}) from None
+    def validated(self, validator: Validator) -> "RunSpec":
+        """A copy with cleaned hyperparameters; raises InvalidSpec naming every problem at once."""
         errors = {}
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**31:
             errors["seed"] = "must be a whole number between 0 and 2^31-1"
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             errors["device"] = "must be auto, cpu, cuda or mps"
+        hp = None
         try:
-            hp = q.validate(self.hparams, self.dataset)
-        except InvalidHyperparameters as e:
-            errors.update(e.errors)
-            hp = None
+            hp = validator(self.question, self.dataset, self.hparams)
+        except ValueError as e:
+            errors.update(getattr(e, "errors", None) or {"hparams": str(e)})
         if errors:
             raise InvalidSpec(errors)
         return RunSpec(**{**self.to_dict(), "hparams": hp})
@@ -119,54 +116,6 @@ def read_events(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     return events, offset + end
 
 
-def pid_alive(pid: int | None, run_dir: Path | None = None) -> bool:
-    """True if `pid` is a live (non-zombie) process, and, on Linux, the worker of `run_dir`."""
-    if not pid:
-        return False
-    _reap(pid)
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            stat = (proc / "stat").read_text()
-            if stat[stat.rfind(")") + 2] in "ZX":
-                return False
-            if run_dir is not None:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                return "core.worker" in cmd and str(Path(run_dir).name) in cmd
-            return True
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return False
-    if sys.platform.startswith("linux"):
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError):
-        pass
-
-
-# ----------------------------------------------------------------------------------------------- the launcher seam
-class LocalProcessLauncher:
-    """Starts each run as a fresh local Python process in its own session (not a fork of the server)."""
-
-    def start(self, run_dir: Path, threads: int) -> int:
-        env = {**os.environ, "ARLAB_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-        log = open(Path(run_dir) / "worker.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "core.worker", str(run_dir)], cwd=str(ROOT), env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        log.close()
-        return proc.pid
-
-
 # ----------------------------------------------------------------------------------------------- the store
 def default_root() -> Path:
     return Path(os.environ.get("ARLAB_RUNS_DIR") or ROOT / "runs")
@@ -185,11 +134,16 @@ def default_max_concurrent() -> int:
 
 
 class RunStore:
-    def __init__(self, root: Path | str | None = None, max_concurrent: int | None = None, launcher=None):
+    """The run folders under `root` and their queue. `validator` (core.questions.validate) is needed to submit;
+    reading, cancelling and pumping need none."""
+
+    def __init__(self, root: Path | str | None = None, max_concurrent: int | None = None,
+                 launcher: Launcher | None = None, validator: Validator | None = None):
         self.root = Path(root) if root else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_concurrent = max_concurrent or default_max_concurrent()
         self.launcher = launcher or LocalProcessLauncher()
+        self.validator = validator
 
     # -- paths and reads ------------------------------------------------------------------------------------------
     def dir(self, run_id: str) -> Path:
@@ -220,6 +174,21 @@ class RunStore:
             out.append({"id": rid, "spec": spec, "status": read_json(self.root / rid / "status.json", {"state": "queued"})})
         return out
 
+    def finished(self, questions, dataset: str | None = None, file: str = "model.safetensors") -> list[dict]:
+        """Runs of these questions (and data set) that ended done and hold `file`, newest first: the list
+        entries plus "dir"."""
+        questions = (questions,) if isinstance(questions, str) else tuple(questions)
+        return [{**r, "dir": self.root / r["id"]} for r in self.list(dataset=dataset)
+                if r["spec"].get("question") in questions and r["status"].get("state") == "done"
+                and (self.root / r["id"] / file).exists()]
+
+    def handle(self, status: dict) -> dict:
+        """The launcher's handle of a run's worker (older status files kept only a pid)."""
+        return status.get("handle") or {"pid": status.get("pid")}
+
+    def alive(self, run_id: str) -> bool:
+        return self.launcher.alive(self.dir(run_id), self.handle(self.status(run_id)))
+
     # -- writes -----------------------------------------------------------------------------------------------------
     def set_status(self, run_id: str, **fields) -> dict:
         d = self.dir(run_id)
@@ -229,7 +198,9 @@ class RunStore:
 
     def submit(self, spec: RunSpec, start: bool = True) -> str:
         """Validate, write the run folder, queue it and (by default) start workers. Nothing is written if invalid."""
-        spec = spec.validated()
+        if self.validator is None:
+            raise RuntimeError("this RunStore was made without a validator: pass validator=core.questions.validate")
+        spec = spec.validated(self.validator)
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.question}-{uuid.uuid4().hex[:6]}"
         d = self.root / run_id
         d.mkdir(parents=True)
@@ -256,7 +227,7 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         d = self.dir(run_id)
         state = self.status(run_id).get("state")
-        if state == "running" and pid_alive(self.status(run_id).get("pid"), d):
+        if state == "running" and self.alive(run_id):
             raise RuntimeError("this run is still running: cancel it first, then delete it")
         shutil.rmtree(d)
 
@@ -275,7 +246,7 @@ class RunStore:
         failed = []
         for rid in self.ids():
             st = read_json(self.root / rid / "status.json", {})
-            if st.get("state") == "running" and not pid_alive(st.get("pid"), self.root / rid):
+            if st.get("state") == "running" and not self.launcher.alive(self.root / rid, self.handle(st)):
                 # the worker may have just finished and written its final state: re-read before judging
                 st = read_json(self.root / rid / "status.json", {})
                 if st.get("state") == "running":
@@ -287,7 +258,7 @@ class RunStore:
 
     def pump(self) -> list[str]:
         """Recover dead runs, then start queued runs up to the concurrency limit. Returns the ids started."""
-        from .device import threads_per_run
+        from ..device import threads_per_run
 
         started = []
         with self._lock():
@@ -296,8 +267,8 @@ class RunStore:
             running = sum(1 for _, st in entries if st.get("state") == "running")
             queued = [rid for rid, st in reversed(entries) if st.get("state") == "queued"]  # oldest first
             for rid in queued[: max(0, self.max_concurrent - running)]:
-                pid = self.launcher.start(self.root / rid, threads_per_run(self.max_concurrent))
-                self.set_status(rid, state="running", pid=pid, started=time.time())
+                handle = self.launcher.start(self.root / rid, threads_per_run(self.max_concurrent))
+                self.set_status(rid, state="running", handle=handle, pid=handle.get("pid"), started=time.time())
                 started.append(rid)
         return started
 

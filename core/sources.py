@@ -1,0 +1,184 @@
+"""Model sources: where a trained model comes from, for every kind of model, in one place.
+
+    "pretrained:NAME"   a checkpoint shipped in pretrained/ (checked against the sha256 in its manifest entry)
+    "run:ID"            the model.safetensors of a finished run under the runs folder
+
+    config(source)             its config, without reading the weights
+    load(source, device)       -> (model in eval mode, config)
+    build(config)              a model with fresh weights from a saved config (config["question"] says the kind)
+    choices(questions, dataset) -> [(source, label)]: shipped checkpoints first, then finished runs, newest first
+    resolve(source, ...)       -> Found: where it is, checked against the question and data set it must fit
+
+Finished runs are listed through the run store's public API with an explicit runs root (`runs_root`; None = the
+default folder). Questions use this module; none of them reads run folders itself.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import checkpoints
+from .checkpoints import CheckpointError
+
+RUN_FILE = "model.safetensors"
+KINDS = {"q4a": "a tokenizer (q4a)"}   # how messages name a kind of model (default: "a q2a model")
+
+
+class SourceMissing(CheckpointError):
+    """The source names nothing usable (not shipped, no such run, not finished, another kind or data set)."""
+
+
+@dataclass
+class Found:
+    source: str           # "pretrained:NAME" | "run:ID"
+    label: str            # for messages and pickers
+    path: Path
+    sha256: str | None    # shipped checkpoints only
+    question: str
+    dataset: str
+
+
+def _store(runs_root=None):
+    from .engine.runs import RunStore
+
+    return RunStore(runs_root)
+
+
+def parse(source: str) -> tuple[str, str]:
+    kind, sep, name = (source or "").partition(":")
+    if not sep or kind not in ("pretrained", "run") or not name:
+        raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
+    return kind, name
+
+
+def resolve(source: str, questions=None, dataset: str | None = None, runs_root=None) -> Found:
+    """Where `source` lives. Also takes a bare shipped name, a bare run id or a run folder (older fields and the
+    notebook use them). With `questions`/`dataset`, a model of another kind or data set is refused, saying so."""
+    source = (source or "").strip()
+    if ":" not in source:
+        source = f"pretrained:{source}" if checkpoints.find(name=source) else f"run:{source}"
+    kind, name = parse(source)
+    questions = (questions,) if isinstance(questions, str) else questions
+    if kind == "pretrained":
+        entries = checkpoints.find(name=name)
+        if not entries:
+            raise SourceMissing(f"no pretrained checkpoint named {name!r} is shipped yet")
+        e = entries[0]
+        found = Found(f"pretrained:{name}", f"pretrained {name}", checkpoints.PRETRAINED / e["file"], e.get("sha256"),
+                      e["question"], e["dataset"])
+    else:
+        run_dir = Path(name) if "/" in name else Path(_store(runs_root).root) / name
+        store = _store(run_dir.parent)
+        try:
+            spec, status = store.spec(run_dir.name), store.status(run_dir.name)
+        except (KeyError, TypeError):
+            raise SourceMissing(f"{name!r} is neither a shipped checkpoint nor a run id") from None
+        if status.get("state") != "done":
+            raise SourceMissing(f"run {run_dir.name} is {status.get('state', 'queued')}, not finished: wait for it "
+                                f"or pick another")
+        if not (run_dir / RUN_FILE).exists():
+            raise SourceMissing(f"run {run_dir.name} has no saved model ({RUN_FILE})")
+        found = Found(f"run:{run_dir.name}", f"run {run_dir.name}", run_dir / RUN_FILE, None, spec.question,
+                      spec.dataset)
+    what = found.label[0].upper() + found.label[1:]
+    if questions and found.question not in questions:
+        wanted = " or ".join(KINDS.get(q, f"a {q} model") for q in questions)
+        raise SourceMissing(f"{what} is {KINDS.get(found.question, f'a {found.question} model')}, not {wanted}")
+    if dataset and found.dataset != dataset:
+        raise SourceMissing(f"{what} was trained on {found.dataset}, not {dataset}")
+    return found
+
+
+def config(source: str, runs_root=None) -> dict:
+    """The config of a source, without loading its weights."""
+    kind, name = parse(source)
+    if kind == "pretrained":
+        entries = checkpoints.find(name=name)
+        if not entries:
+            raise SourceMissing(f"no pretrained checkpoint named {name!r} is shipped yet")
+        return entries[0]["config"]
+    path = Path(_store(runs_root).root) / name / RUN_FILE
+    if not path.exists():
+        raise SourceMissing(f"run {name!r} has no saved model (not finished, or deleted)")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("config", "{}"))
+    except Exception as e:  # a truncated or garbled file
+        raise CheckpointError(f"run {name}'s checkpoint cannot be read ({type(e).__name__}: {e})") from None
+
+
+def kind_of(config: dict) -> str:
+    """The question a config belongs to (the first tokenizers saved their VQVAEConfig alone: q4a)."""
+    if "question" in config:
+        return config["question"]
+    if "n_embeddings" in config and "embedding_dim" in config:
+        return "q4a"
+    raise CheckpointError("the checkpoint's config does not say which model it is")
+
+
+def build(config: dict):
+    """A model with fresh weights from a saved config (one format per model; older checkpoints still load)."""
+    kind = kind_of(config)
+    if kind in ("q1a", "q1b"):
+        from .models.discrete1d import Histogram, LogisticMixture
+
+        return Histogram(int(config["d"])) if kind == "q1a" else LogisticMixture(int(config["d"]), int(config["components"]))
+    if kind in ("q2a", "q2b"):
+        from .models.pixelcnn import PixelCNN
+
+        keys = ("in_channels", "n_values", "filters", "n_layers", "kernel_size", "residual", "layer_norm")
+        return PixelCNN(**{k: config[k] for k in keys}, fast=True, image_shape=tuple(config["image_shape"][:2]))
+    if kind == "q4a":
+        from dataclasses import fields
+
+        from .models.vqvae import VQVAE, VQVAEConfig
+
+        names = {f.name for f in fields(VQVAEConfig)}
+        try:
+            return VQVAE(VQVAEConfig(**{k: v for k, v in config.items() if k in names}))
+        except TypeError as e:
+            raise CheckpointError(f"not a VQ-VAE tokenizer config ({e})") from None
+    if kind in ("q3a", "q3b", "q4b", "q5", "q6"):
+        from .models.transformer import Transformer
+
+        return Transformer.from_config(config)
+    raise CheckpointError(f"no model kind for question {kind!r}")
+
+
+def read(source: str, runs_root=None, questions=None, dataset: str | None = None) -> tuple[dict, dict, Found]:
+    """(state dict, config, Found) of a source, verified against its sha256 when shipped."""
+    found = resolve(source, questions, dataset, runs_root)
+    state, cfg, _ = checkpoints.read_checkpoint(found.path, found.sha256)
+    return state, cfg, found
+
+
+def load(source: str, device: str = "cpu", runs_root=None, questions=None, dataset: str | None = None):
+    """-> (model in eval mode on `device`, config)."""
+    state, cfg, found = read(source, runs_root, questions, dataset)
+    model = checkpoints.load_into(build(cfg), state, found.source)
+    return model.to(device).eval(), cfg
+
+
+def shipped(questions, dataset: str) -> list[dict]:
+    """Manifest entries of these questions for `dataset`."""
+    questions = (questions,) if isinstance(questions, str) else tuple(questions)
+    return [e for e in checkpoints.find(dataset=dataset) if e["question"] in questions]
+
+
+def finished_runs(questions, dataset: str, runs_root=None) -> list[dict]:
+    """Finished runs of these questions for `dataset` that saved a model, newest first ({id, spec, status, dir})."""
+    return _store(runs_root).finished(questions, dataset, RUN_FILE)
+
+
+def choices(questions, dataset: str, runs_root=None) -> list[tuple[str, str]]:
+    """(source, label) of every model of these questions for `dataset`: shipped first, then finished runs."""
+    out = [(f"pretrained:{e['name']}", f"pretrained · {e['name']} · test {e.get('test_loss') or float('nan'):.4f}")
+           for e in shipped(questions, dataset)]
+    for r in finished_runs(questions, dataset, runs_root):
+        loss = (r["status"].get("result") or {}).get("test_loss")
+        out.append((f"run:{r['id']}", f"run {r['id']} ({r['spec'].get('preset') or 'custom'})"
+                    + (f" · test {loss:.4f}" if loss is not None else "")))
+    return out
