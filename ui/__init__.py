@@ -162,8 +162,12 @@ def read_run(run_id: str) -> RunView:
     return view
 
 
+LIVE_POINTS = 400  # a live curve averages the minibatch losses into at most this many points (cheap to redraw)
+
+
 def curve(view: RunView, unit: str = "nats/dim", title: str = ""):
-    return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit)
+    return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit,
+                          max_points=LIVE_POINTS)
 
 
 def pick_dataset(titles: dict, key: str):
@@ -205,7 +209,16 @@ def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: 
 
 
 # --------------------------------------------------------------------------------------------- the live monitor
-def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_curve: bool = True, key: str = ""):
+# While a run is active, its status line and progress bar redraw every STATUS_EVERY seconds, the curve, samples and
+# the question's extras every BODY_EVERY seconds. Every redraw costs the browser CPU (measured on the Q2 page in
+# headless Chromium: ~0.15 s per status redraw, ~0.5 s per curve + samples redraw), and on a 2-core machine that
+# comes out of the training shown: redrawing everything every second took ~22% of a core and slowed a watched Q3
+# run 1.21x; these intervals take ~12% (bench/app_overhead.py, bench/RESULTS.md).
+STATUS_EVERY, BODY_EVERY = 2.0, 10.0
+
+
+def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_curve: bool = True, key: str = "",
+                body_every: float = BODY_EVERY):
     """Status, cancel, the live curve and `extra(view, status)` for the question's own views; polls while active."""
     if not run_id:
         st.info("No run yet: pick a preset and press Train.")
@@ -217,8 +230,8 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         return
     active = status.get("state") in ("queued", "running")
 
-    @st.fragment(run_every=1.0 if active else None)
-    def _live():
+    @st.fragment(run_every=STATUS_EVERY if active else None)
+    def _status():
         store().pump()  # start queued work, notice dead workers
         st_ = store().status(run_id)
         view = read_run(run_id)
@@ -242,15 +255,21 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
             st.error(f"The run failed: {st_.get('reason', 'unknown reason')}")
         elif state == "cancelled":
             st.warning(f"Cancelled: {st_.get('reason', '')} — what it recorded is kept below.")
+        if active and state not in ("queued", "running"):
+            st.rerun()  # the run just ended: redraw the whole page once and stop polling
+
+    @st.fragment(run_every=body_every if active else None)
+    def _body():
+        st_ = store().status(run_id)
+        view = read_run(run_id)
         if show_curve and (view.train or view.test):
-            # a stable key: each redraw updates the one chart in place instead of mounting a new one every second
+            # a stable key: each redraw updates the one chart in place instead of mounting a new one
             st.plotly_chart(curve(view, unit), key=f"curve:{key}:{run_id}")
             if view.test:
                 bits = f" ({view.test[-1] / 0.6931471805599453:.4f} bits)" if unit.startswith("nats") else ""
                 st.caption(f"test loss: {view.test[-1]:.4f} {unit}{bits} after epoch {len(view.test) - 1}")
         if extra is not None:
             extra(view, st_)
-        if active and state not in ("queued", "running"):
-            st.rerun()  # the run just ended: redraw the whole page once and stop polling
 
-    _live()
+    _status()
+    _body()
