@@ -8,13 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
-install() {  # $1 = requirements file; reinstalls only when the file changed
+install() {  # $1 = requirements file; reinstalls only when it (or requirements.txt, which it may include) changed
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  local stamp=".venv/.installed-$(basename "$1")"
-  if [ ! -f "$stamp" ] || ! cmp -s "$1" "$stamp"; then
+  local stamp=".venv/.installed-$(basename "$1")" want
+  want="$(cat requirements.txt "$1" | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -r "$1"
-    cp "$1" "$stamp"
+    echo "$want" > "$stamp"
   fi
 }
 
