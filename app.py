@@ -11,7 +11,8 @@ st.set_page_config(page_title="Autoregressive Lab", page_icon="🧪", layout="wi
 HERE = Path(__file__).parent
 # (file, title, icon); the questions come from the one list in core.questions; a page appears once its file exists
 PAGES = {
-    "Lab": [("pages/home.py", "Home", "🏠"), ("pages/data_sets.py", "Data sets", "🗂️"), ("pages/runs.py", "Runs", "📋")],
+    "Lab": [("pages/home.py", "Home", "🏠"), ("pages/data_sets.py", "Data sets", "🗂️"), ("pages/runs.py", "Runs", "📋"),
+            ("pages/report.py", "Report", "📝")],
     "Questions": [(f"pages/{q.page}", q.title, q.icon) for q in QUESTIONS],
 }
 nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for f, t, i in items if (HERE / f).exists()]

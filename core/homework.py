@@ -64,16 +64,20 @@ def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
 
 
 
-def _q3_check_shape(data, image_shape):
+def _check_shape(data, image_shape):
+    """The data's image shape, checked against the notebook's image_shape ((H, W) or (H, W, C); binary images may
+    come as (N, H, W) without a channel axis)."""
     shape = tuple(np.asarray(data).shape[1:])
-    if tuple(image_shape) not in (shape, shape[:2]):
-        raise ValueError(f"image_shape {tuple(image_shape)} does not match the data's images {shape}")
+    want = tuple(int(v) for v in image_shape)
+    same = want[:2] == shape[:2] and (len(want) < 3 or len(shape) < 3 or want[2] == shape[2])
+    if not same or len(shape) not in (2, 3):
+        raise ValueError(f"image_shape {want} does not match the data's images {shape}")
     return shape
 
 
 def _q3_train(key, train_data, test_data, image_shape, hp=None):
     """-> Trained, with the homework preset (+ hp)."""
-    _q3_check_shape(train_data, image_shape)
+    _check_shape(train_data, image_shape)
     return _train(key, Data(train_data, test_data), hp)
 
 
@@ -104,7 +108,7 @@ def q3_c(train_data, test_data, image_shape, dset_id, hp=None, n_samples=100, us
     from .checkpoints import CheckpointError
     from .questions.q3 import PRETRAINED, compatibility, full_float32, race
 
-    shape = _q3_check_shape(train_data, image_shape)
+    shape = _check_shape(train_data, image_shape)
     model = None
     if use_pretrained:
         try:
@@ -123,6 +127,7 @@ def q3_c(train_data, test_data, image_shape, dset_id, hp=None, n_samples=100, us
 
 
 def _train_pixelcnn(key, train_data, test_data, image_shape, overrides):
+    _check_shape(train_data, image_shape)
     t = _train(key, Data(train_data, test_data), overrides)
     shape = tuple(image_shape)[:2] + (1 if key == "q2a" else 3,)
     return (*_curves(t), get(key).final_samples(t.model, shape))

@@ -1,0 +1,54 @@
+"""Recompute a shipped checkpoint's test loss on its full test set, in the unit its manifest entry records.
+
+    recompute("q2a-shapes")    # -> 0.04052... nats/dim, to compare with the manifest's test_loss
+
+The same losses the training loop reports (core.train.evaluate over the whole test set), so a match says the
+checkpoint, the data and the code agree.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import checkpoints, data, sources
+from .train import evaluate
+
+
+def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: bool = False) -> float:
+    entries = checkpoints.find(name=name)
+    if not entries:
+        raise KeyError(f"no shipped checkpoint named {name!r}")
+    e = entries[0]
+    q, ds = e["question"], e["dataset"]
+    model, config = sources.load(f"pretrained:{name}", device)
+    test = data.load(ds)[1]
+    with torch.no_grad():
+        if q in ("q2a", "q2b"):
+            from .models.pixelcnn import loss
+
+            return evaluate(model, loss, torch.as_tensor(test), batch_size, device)
+        if q in ("q3a", "q3b"):
+            from .questions.q3 import encode, make_loss
+
+            return evaluate(model, make_loss(test.shape[-1]), encode(test), batch_size, device)
+        if q == "q4a":
+            import torch.nn.functional as F
+
+            def recon(m, x):
+                x_hat = m(x)[0]
+                return F.mse_loss(x_hat, x.float().to(x_hat.device))
+
+            return evaluate(model, recon, torch.as_tensor(test), batch_size, device)
+        if q == "q4b":
+            from .questions import q4
+
+            tok = q4.load_tokenizer(config["tokenizer"], device)
+            tokens = q4.tokenize(tok, test)
+            return evaluate(model, lambda m, s: m.loss(s), q4.with_bos(tokens, tok.n_embeddings), batch_size, device)
+        if q == "q5":
+            from .questions import q5
+            from .text import poem_windows
+
+            tok = q5.tokenizer_from_config(config)
+            rows = poem_windows(tok, test, int(config.get("block_size") or config["context"]), q5.PAD)
+            return evaluate(model, q5.loss_fn, rows, 64, device)
+    raise KeyError(f"no test-loss recipe for {q} checkpoints")

@@ -1,0 +1,101 @@
+"""Report: the homework's write-up — every figure under the course's file name and every final loss, from your
+finished runs or the shipped checkpoints, with downloads."""
+import json
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from core import report
+
+ui.in_app()
+
+st.title("📝 Report")
+st.markdown(
+    "The homework asks for a write-up: for every question and data set, the **final test loss** and a few "
+    "**figures** (training curve, samples, …) saved under fixed file names. This page collects them from your "
+    "**finished runs** or from the **shipped checkpoints**, sets each loss beside the course's reference and the "
+    "range students reached, and lets you download the lot. Nothing is faked: an item with no run and no "
+    "checkpoint is listed as missing. A shipped checkpoint carries no training curve, so its train plot is "
+    "missing until you train a run. The same report from a terminal: `python -m core report --out DIR`.")
+
+root = ui.store().root
+prefer = st.radio("Prefer", ["runs", "pretrained"], horizontal=True, key="report:prefer",
+                  format_func={"runs": "my finished runs (else the shipped checkpoint)",
+                               "pretrained": "the shipped checkpoints (else my runs)"}.get)
+picks = {}
+with st.expander("Sources, item by item", expanded=False):
+    st.caption("The source of each item: a finished run (`run:ID`, newest first) or a shipped checkpoint "
+               "(`pretrained:NAME`).")
+    cols = st.columns(3)
+    for i, (q, ds) in enumerate((q, ds) for q in report.QUESTIONS for ds in report.DSETS[q]):
+        options = report.choices(q, ds, root)
+        if prefer == "pretrained":
+            options.sort(key=lambda s: not s.startswith("pretrained"))
+        picks[(q, ds)] = cols[i % 3].selectbox(f"{q} · {ds}", options + [""], key=f"report:src:{q}:{ds}",
+                                               format_func=lambda s: s or "(leave out)")
+seed = st.number_input("seed for samples drawn from checkpoints", 0, 2**31 - 1, 0, key="report:seed")
+
+if st.button("Build the report", type="primary", icon="📝", key="report:build"):
+    out = Path(tempfile.mkdtemp(prefix="arlab-report-"))
+    items, bar = [], st.progress(0.0, text="starting")
+    for i, ((q, ds), src) in enumerate(picks.items()):
+        bar.progress(i / len(picks), text=f"{q} on {ds}: {src or 'left out'} (checkpoints draw their samples now)")
+        try:
+            items.append(report.make_item(q, ds, src, out, root, int(seed)))
+        except Exception as e:  # a corrupt checkpoint or a deleted run: say so, keep the rest
+            item = report.make_item(q, ds, "", out, root)
+            item.missing = {n: f"{src} could not be read ({e})" for n in item.missing}
+            items.append(item)
+    bar.progress(1.0, text="writing summary.json and the write-up")
+    report.write_summary(items, out)
+    report.write_writeup(items, out)
+    bar.empty()
+    st.session_state["report:out"] = (str(out), items)
+
+if "report:out" not in st.session_state:
+    st.info("Pick the sources (or keep the defaults) and press **Build the report**. Drawing samples from the "
+            "shipped checkpoints takes a minute or two on a CPU.")
+    st.stop()
+
+out, items = st.session_state["report:out"]
+out = Path(out)
+made = sorted(n for it in items for n in it.figures)
+missing = {n: why for it in items for n, why in it.missing.items()}
+c1, c2, c3, c4 = st.columns(4)
+c1.download_button(f"Figures ({len(made)}) + summary + write-up (zip)",
+                   report.zip_folder(out, set(made) | {"summary.json", "writeup.md", "writeup.pdf"}),
+                   "homework1_figures.zip", "application/zip", key="report:dl:zip")
+c2.download_button("summary.json", (out / "summary.json").read_bytes(), "summary.json", "application/json",
+                   key="report:dl:summary")
+c3.download_button("write-up (Markdown)", (out / "writeup.md").read_bytes(), "writeup.md", "text/markdown",
+                   key="report:dl:md")
+c4.download_button("write-up (PDF)", (out / "writeup.pdf").read_bytes(), "writeup.pdf", "application/pdf",
+                   key="report:dl:pdf")
+st.caption(f"{len(made)} figures made, {len(missing)} missing. The zip holds exactly the figures listed below, "
+           "summary.json and the write-up.")
+
+for q in report.QUESTIONS:
+    st.subheader(report.HEADINGS[q])
+    for it in (it for it in items if it.question == q):
+        ref = report.reference_of(q, it.dataset)
+        n = report.dset_number(q, it.dataset)
+        line = f"**Dataset {n}** ({it.dataset}) · {report.loss_text(it)}"
+        if it.source:
+            line += f" · from `{it.source}`"
+        if ref["reference"] is not None and q != "q3c":
+            line += f" · course's reference {ref['reference']}"
+        if ref["students"] and q != "q3c":
+            line += f" · students {ref['students'][0]}–{ref['students'][1]}"
+        st.markdown(line)
+        figs = [n for n in report.figure_names(q, it.dataset) if n in it.figures]
+        if figs:
+            cols = st.columns(len(figs))
+            for col, name in zip(cols, figs):
+                col.image(it.figures[name], caption=name)
+        for name, why in it.missing.items():
+            st.caption(f"⚠️ `{name}` missing: {why}")
+
+with st.expander("summary.json"):
+    st.json(json.loads((out / "summary.json").read_text()), expanded=False)

@@ -1,0 +1,146 @@
+"""The homework's deliverables: the command line, the course's figure files, summary.json, the write-up, the page."""
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from core import checkpoints, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, env=None, timeout=600):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_names_follow_the_course():
+    assert report.figure_names("q1a", "1d-1") == ["q1_a_dset1_train_plot.png", "q1_a_dset1_learned_dist.png"]
+    assert report.figure_names("q2b", "mnist-colored") == ["q2_b_dset2_train_plot.png", "q2_b_dset2_samples.png"]
+    assert report.figure_names("q3c", "mnist-colored") == ["q3_c_dset2_timing_plot.png",
+                                                           "q3_c_no_cache_dset2_samples.png",
+                                                           "q3_c_with_cache_dset2_samples.png"]
+    assert report.figure_names("q4a", "mnist-v2") == ["q4_a_dset2_samples.png"]
+    assert report.figure_names("q5", "poetry") == ["q5_a_train_plot.png", "q5_a_samples.png"]
+    assert report.dataset_name("q2a", "2") == "mnist" and report.dataset_name("q2a", "shapes") == "shapes"
+    with pytest.raises(report.ReportError, match="1 = shapes, 2 = mnist"):
+        report.dataset_name("q2a", "3")
+
+
+def test_run_q1a_writes_the_q1_figures_and_a_summary(runs_dir, tmp_path):
+    out = tmp_path / "figs"
+    r = cli("run", "q1a", "--dataset", "1", "--epochs", "2", "--out", str(out), env={"ARLAB_RUNS_DIR": str(runs_dir)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in out.glob("*.png")) == ["q1_a_dset1_learned_dist.png", "q1_a_dset1_train_plot.png"]
+    assert all(p.stat().st_size > 5000 for p in out.glob("*.png"))
+    summary = json.loads((out / "summary.json").read_text())
+    item = summary["items"][0]
+    assert item["question"] == "q1a" and item["unit"] == "nats/dim" and item["reference"] == 2.562
+    assert item["source"].startswith("run:") and 2.0 < item["test_loss"] < 3.5
+    assert "q1a 1d-1" in r.stdout and "100%" in r.stderr        # a progress bar went to the terminal
+
+
+def test_clear_errors_for_unknown_question_data_set_and_device(tmp_path):
+    r = cli("run", "q9", "--dataset", "1", "--out", str(tmp_path))
+    assert r.returncode == 2 and "invalid choice: 'q9'" in r.stderr
+    r = cli("run", "q2a", "--dataset", "7", "--out", str(tmp_path))
+    assert r.returncode == 2 and "q2a has no data set '7' (use 1 = shapes, 2 = mnist)" in r.stderr
+    import torch
+
+    if not torch.cuda.is_available():   # asking for a GPU that is not there is refused before anything runs
+        r = cli("run", "q1a", "--dataset", "1", "--device", "cuda", "--out", str(tmp_path))
+        assert r.returncode == 2 and "device 'cuda' is not available" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_pretrained_figures_and_what_a_checkpoint_cannot_give(tmp_path):
+    if not checkpoints.find(name="q3a-shapes"):
+        pytest.skip("q3a-shapes is not shipped")
+    item = report.from_pretrained("q3a-shapes", tmp_path)
+    assert list(item.figures) == ["q3_a_dset1_samples.png"]
+    assert "training curve" in item.missing["q3_a_dset1_train_plot.png"]
+    assert item.test_loss == checkpoints.find(name="q3a-shapes")[0]["test_loss"]
+
+
+def test_eval_pretrained_passes_on_the_manifest_and_fails_on_a_tampered_loss(tmp_path, monkeypatch):
+    name = "q3a-shapes"
+    if not checkpoints.find(name=name):
+        pytest.skip(f"{name} is not shipped")
+    from core.evaluate import recompute
+
+    got = recompute(name)
+    assert got == pytest.approx(checkpoints.find(name=name)[0]["test_loss"], rel=1e-3)
+    r = cli("eval-pretrained", name)
+    assert r.returncode == 0 and f"ok       {name}" in r.stdout, r.stdout + r.stderr
+    # the same check against a manifest whose loss was changed
+    from core import __main__ as main_mod
+
+    tampered = [{**e, "test_loss": e["test_loss"] * 1.01} if e["name"] == name else e for e in checkpoints.manifest()]
+    monkeypatch.setattr(checkpoints, "manifest", lambda path=None: tampered)
+    monkeypatch.setattr("core.evaluate.recompute", lambda n, device="cpu", **kw: got)
+    assert main_mod.main(["eval-pretrained", name]) == 1
+
+
+def test_report_writes_summary_writeup_and_lists_what_is_missing(runs_dir, tmp_path, monkeypatch):
+    """No runs and no checkpoints: every item is listed missing, never faked; the write-up still renders."""
+    monkeypatch.setattr(checkpoints, "manifest", lambda path=None: [])
+    out = report.write_all(tmp_path, "runs")
+    items = out["items"]
+    assert len(items) == sum(len(v) for v in report.DSETS.values())
+    assert all(not it.figures and it.missing for it in items)
+    md = out["markdown"].read_text()
+    assert md.count("**FILL IN HERE**") == len(items) - 2 and "q3_c_dset1_timing_plot.png: missing" in md
+    assert out["pdf"].read_bytes()[:4] == b"%PDF"
+    summary = json.loads(out["summary"].read_text())
+    assert {(i["question"], i["dataset"]) for i in summary["items"]} == {(q, d) for q in report.DSETS
+                                                                         for d in report.DSETS[q]}
+
+
+@pytest.mark.slow
+def test_all_quick_writes_every_figure_it_can(runs_dir, tmp_path):
+    out = tmp_path / "all"
+    r = cli("all", "--preset", "quick", "--epochs", "1", "--jobs", "2", "--out", str(out),
+            env={"ARLAB_RUNS_DIR": str(runs_dir)}, timeout=5400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    expected = {n for q in report.DSETS for d in report.DSETS[q] for n in report.figure_names(q, d)}
+    assert expected <= {p.name for p in out.glob("*.png")}, expected - {p.name for p in out.glob("*.png")}
+
+
+def test_report_page_renders_builds_and_its_zip_holds_what_it_lists(runs_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(checkpoints, "manifest", lambda path=None: [])
+    r = cli("run", "q1b", "--dataset", "1", "--epochs", "1", "--out", str(runs_dir.parent / "cli"),
+            env={"ARLAB_RUNS_DIR": str(runs_dir)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/report.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Build the report" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Build the report").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    out, items = at.session_state["report:out"]
+    listed = sorted(n for it in items for n in it.figures)
+    assert listed == ["q1_b_dset1_learned_dist.png", "q1_b_dset1_train_plot.png"]
+    with zipfile.ZipFile(__import__("io").BytesIO(report.zip_folder(out, set(listed) | {"summary.json"}))) as z:
+        assert sorted(z.namelist()) == sorted(listed + ["summary.json"])
+    captions = [c for im in at.get("image") for c in im.captions]
+    assert "q1_b_dset1_train_plot.png" in captions and "q1_b_dset1_learned_dist.png" in captions
+
+
+def test_notebook_pixelcnn_functions_check_image_shape_against_the_data():
+    import numpy as np
+
+    from core import homework
+
+    x = np.zeros((8, 20, 20, 1), np.uint8)
+    for fn in (homework.q2_a, homework.q2_b, homework.q3_a):
+        with pytest.raises(ValueError, match="does not match the data's images"):
+            fn(x, x, (28, 28, 1), 1)
