@@ -46,7 +46,7 @@ def main():
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": int(os.environ.get("SHOT_HEIGHT", "4200"))})
             for name in a.pages.split(","):
                 page.goto(f"{url}/{name}", wait_until="networkidle", timeout=120_000)
                 page.get_by_text("Queue:").first.wait_for(timeout=120_000)
