@@ -33,6 +33,7 @@ def test_every_question_has_the_same_train_signature_and_contract():
         assert inspect.signature(type(q).train) == expected, key
         assert isinstance(q.unit, str) and q.unit.startswith(("nats/", "mse")), key
         assert isinstance(q.reference, dict) and set(q.reference) <= set(q.datasets), key
+        assert set(q.students) <= set(q.datasets) and all(lo <= hi for lo, hi in q.students.values()), key
         assert q.hparams(None, next(iter(q.presets))) == q.preset(next(iter(q.presets))), key
 
 

@@ -185,6 +185,7 @@ class BinaryQ(PixelCNNQ):
     key, title = "q2a", "PixelCNN (binary)"
     datasets = ("shapes", "mnist")
     reference = {"shapes": 0.0420}   # the course's final test loss (nats/dim)
+    students = {"shapes": (0.034, 0.061), "mnist": (0.0755, 0.0790)}   # what students reached (spec.md)
     fields = _fields(64, Field("layers", 5, 0, 20, help="k x k type-B convolutions after the type-A one "
                                                         "(two 1x1 type-B convolutions always follow)"))
     presets = {  # the first preset is the default on a CPU
@@ -200,6 +201,7 @@ class ColourQ(PixelCNNQ):
     datasets = ("shapes-colored", "mnist-colored")
     n_values, residual, depth = 4, True, "blocks"
     reference = {"shapes-colored": 0.0444}
+    students = {"shapes-colored": (0.0425, 0.080), "mnist-colored": (0.0787, 0.153)}
     fields = _fields(120, Field("blocks", 8, 0, 20, help="residual blocks: 1x1 down to filters/2, k x k type B, "
                                                          "1x1 back up"),
                      (Field("layer_norm", True, label="layer norm",
