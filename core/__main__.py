@@ -83,6 +83,12 @@ def run_many(specs, jobs: int = 1, log=print) -> list[tuple[str, dict]]:
     store = lab_store(max_concurrent=max(1, jobs))
     ids = [store.submit(s, start=False) for s in specs]
     bars = {}
+    import signal
+
+    def stop(signum, frame):   # a SIGTERM (a closed terminal, a job scheduler) stops the runs as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             store.pump()
