@@ -26,7 +26,6 @@ Runs go to $ARLAB_RUNS_DIR (default runs/), as the app's do, so the app shows th
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -92,7 +91,7 @@ def run_many(specs, jobs: int = 1, log=print) -> list[tuple[str, dict]]:
     try:
         while True:
             store.pump()
-            for i, rid in enumerate(ids):
+            for rid in ids:
                 if rid not in bars and store.status(rid).get("state") != "queued":
                     spec = store.spec(rid)
                     bars[rid] = Follow(store, rid, f"{spec.question} {spec.dataset}", len(bars))
@@ -132,12 +131,12 @@ def _write(store_items, out: Path):
     """Write the figures of finished runs, then print where they are."""
     from .lab import store as lab_store
 
-    items = []
+    items, store = [], lab_store()
     for rid, st in store_items:
         if st.get("state") != "done":
             print(f"run {rid} ended {st.get('state')}: {st.get('reason', '')}", file=sys.stderr)
             continue
-        items.append(report.from_run(lab_store(), rid, out))
+        items.append(report.from_run(store, rid, out))
     return items
 
 
@@ -178,17 +177,11 @@ def cmd_all(a) -> int:
     done = run_many(specs, a.jobs)
     print(f"{len(done)} runs in {time.time() - t0:.0f} s; writing the report to {a.out}")
     out = Path(a.out)
-    items = [report.from_run(_store(), rid, out) for rid, st in done if st.get("state") == "done"]
+    items = _write(done, out)
     report.write_summary(items, out)
     report.write_writeup(items, out)
     _print_items(items, out)
     return 0 if all(st.get("state") == "done" for _, st in done) else 1
-
-
-def _store():
-    from .lab import store
-
-    return store()
 
 
 def _device(name: str) -> str:

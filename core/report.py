@@ -239,7 +239,7 @@ def from_run(store, run_id: str, out: Path) -> Item:
 
 
 # ----------------------------------------------------------------------------------------------- from a checkpoint
-def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu", progress=None) -> Item:
+def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") -> Item:
     """The figures a shipped checkpoint can give (samples drawn here, seeded); its test loss from the manifest."""
     entries = checkpoints.find(name=name)
     if not entries:
@@ -258,8 +258,6 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu", pr
     model, config = sources.load(f"pretrained:{name}", device)
     title = _title(q, ds, "Samples")
     if q in ("q2a", "q2b"):
-        from .questions import q2
-
         imgs = get(q).final_samples(model, data.image_shape(ds), seed)
     elif q in ("q3a", "q3b"):
         from .questions import q3
@@ -272,7 +270,6 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu", pr
         tok = VQTokenizer(model)
         shown = data.load(ds)[1][:50]
         imgs = q4.pairs(shown, q4.to_images(tok.decode(tok.quantize(shown))))
-        title = _title(q, ds, "Samples")
     elif q == "q4b":
         from .questions import q4
 
@@ -294,16 +291,10 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu", pr
 # ----------------------------------------------------------------------------------------------- the whole report
 def choices(question: str, dataset: str, runs_root=None) -> list[str]:
     """Sources for one item, best first: finished runs (newest first), then shipped checkpoints."""
-    runs = [f"run:{r['id']}" for r in sources.finished_runs(question, dataset, runs_root)] if question != "q3c" else [
-        f"run:{r['id']}" for r in _finished_races(dataset, runs_root)]
+    kept = "timings.json" if question == "q3c" else sources.RUN_FILE   # a race keeps timings, not a model
+    runs = [f"run:{r['id']}" for r in sources.finished_runs(question, dataset, runs_root, kept)]
     shipped = [f"pretrained:{e['name']}" for e in sources.shipped(question, dataset)]
     return runs + shipped
-
-
-def _finished_races(dataset: str, runs_root=None):
-    from .lab import store
-
-    return store(runs_root).finished("q3c", dataset, "timings.json")
 
 
 def make_item(question: str, dataset: str, source: str, out: Path, runs_root=None, seed: int = 0) -> Item:

@@ -168,9 +168,10 @@ def shipped(questions, dataset: str) -> list[dict]:
     return [e for e in checkpoints.find(dataset=dataset) if e["question"] in questions]
 
 
-def finished_runs(questions, dataset: str, runs_root=None) -> list[dict]:
-    """Finished runs of these questions for `dataset` that saved a model, newest first ({id, spec, status, dir})."""
-    return _store(runs_root).finished(questions, dataset, RUN_FILE)
+def finished_runs(questions, dataset: str, runs_root=None, file: str = RUN_FILE) -> list[dict]:
+    """Finished runs of these questions for `dataset` that saved `file` (default: a model), newest first
+    ({id, spec, status, dir})."""
+    return _store(runs_root).finished(questions, dataset, file)
 
 
 def choices(questions, dataset: str, runs_root=None) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import checkpoints, data, sources, viz
+from core import checkpoints, data, viz
 from core.questions import get
 from core.questions import q4
 import ui

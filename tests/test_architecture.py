@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from core import questions
 from core.questions.base import Question, Trained
 
