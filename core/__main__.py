@@ -6,12 +6,12 @@ COMMANDS
         Train one question on one data set as a background run would (same worker, same events), then write its
         figures under the course's file names into DIR. With --pretrained, load a shipped checkpoint instead of
         training and draw its samples (a checkpoint has no training curve; that figure is listed as missing).
-        QUESTION: q1a q1b q2a q2b q3a q3b q3c q4a q4b q5.  D: the course's data-set number (1 or 2) or one of
+        QUESTION: q1a q1b q2a q2b q3a q3b q3c q4a q4b q5 q6.  D: the course's data-set number (1 or 2) or one of
         our names (1d-1, shapes, mnist-colored, ...).
 
     all [--preset quick|homework] [--epochs N] [--jobs K] [--device ...] [--out DIR] [--only Q,Q,...]
         Every question on every data set, K runs at a time (several runs share one GPU well), then the report.
-        q4b uses the tokenizer shipped for its data set; q3c races the model shipped for its data set.
+        q4b and q6 use the tokenizer shipped for their data set; q3c races the model shipped for its data set.
 
     eval-pretrained [NAME ...] [--device ...] [--tolerance T]
         Recompute each shipped checkpoint's test loss on its full test set and compare it with the manifest;

@@ -51,4 +51,21 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
             tok = q5.tokenizer_from_config(config)
             rows = poem_windows(tok, test, int(config.get("block_size") or config["context"]), q5.PAD)
             return evaluate(model, q5.loss_fn, rows, 64, device)
+        if q == "q6":
+            from .questions import q4, q6
+
+            tok = q4.load_tokenizer(config["tokenizer"], device)
+            _, test, _, captions = data.load(ds)
+            vocab = q6.vocab_from_config(config)
+            both = q6.pair_layouts(vocab, q4.tokenize(tok, test), [vocab.encode(c) for c in captions])
+            return evaluate(model, q6.loss_fn, both, batch_size, device)
+        if q == "digits":
+            from torch.nn.functional import cross_entropy
+
+            from .models.digits import shape_map
+            from .questions.q6 import labels_of
+
+            _, test, _, captions = data.load(ds)
+            xy = (shape_map(test), torch.as_tensor(labels_of(captions)))
+            return evaluate(model, lambda m, b: cross_entropy(m(b[0]), b[1]), xy, batch_size, device)
     raise KeyError(f"no test-loss recipe for {q} checkpoints")

@@ -64,6 +64,35 @@ def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
 
 
 
+def load_vqvae(name: str = "mnist-v2"):
+    """The `vqvae` object the notebook passes to q4_a, q4_b and q6_a: the tokenizer shipped for a coloured MNIST
+    set ("mnist-colored" or "mnist-v2"; also a shipped q4a name or the id of a finished tokenizer run), with
+    n_embeddings, quantize((B,28,28,3) ints 0..3) -> (B,7,7) ints and decode((B,7,7)) -> (B,28,28,3) floats."""
+    from .questions.q4 import load_tokenizer
+
+    if name in ("mnist-colored", "mnist-v2"):
+        return load_tokenizer("pretrained", pick_device(), dataset=name)
+    return load_tokenizer(name, pick_device())
+
+
+def q6_a(train_data, test_data, image_shape, train_text, test_text, image_test_prompt, text_test_prompt, vqvae,
+         hp=None):
+    """One transformer over caption words and VQ tokens: (train losses per minibatch, test losses (epochs+1) in
+    nats per predicted token, and three lists of 9 (image (H,W,C) uint8, caption str) pairs: captions drawn for
+    `image_test_prompt` (9 images), images drawn for `text_test_prompt` (9 captions), and unconditional pairs).
+    `hp` overrides the homework preset (e.g. {"epochs": 1}). A text prompt with words outside the captions'
+    vocabulary raises core.questions.q6.UnknownWords (listing the allowed words) before anything is drawn."""
+    if tuple(image_shape) != (28, 28, 3):
+        raise ValueError(f"Q6 works on 28x28x3 images; got image_shape {tuple(image_shape)}")
+    q = get("q6")
+    data = Data((train_data, list(train_text)), (test_data, list(test_text)), tokenizer=vqvae, source="notebook")
+    t = _train("q6", data, hp)
+    panels = q.panels(t, vqvae, test_data, list(test_text), image_prompts=image_test_prompt,
+                      text_prompts=list(text_test_prompt), seed=0, temperature=q.hparams(hp, "homework")["temperature"])
+    pairs = {k: list(zip(imgs, caps)) for k, (imgs, caps) in panels.items()}
+    return (*_curves(t), pairs["img_conditioned"], pairs["text_conditioned"], pairs["unconditional"])
+
+
 def _check_shape(data, image_shape):
     """The data's image shape, checked against the notebook's image_shape ((H, W) or (H, W, C); binary images may
     come as (N, H, W) without a channel axis)."""

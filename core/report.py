@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoints, data, sources, viz
+from .questions.q6 import PANELS as Q6_PANELS
 
 # question -> its data sets, in the course's order (dataset 1, dataset 2)
 DSETS = {"q1a": ("1d-1", "1d-2"), "q1b": ("1d-1", "1d-2"), "q2a": ("shapes", "mnist"),
          "q2b": ("shapes-colored", "mnist-colored"), "q3a": ("shapes", "mnist"),
          "q3b": ("shapes-colored", "mnist-colored"), "q3c": ("shapes-colored", "mnist-colored"),
-         "q4a": ("mnist-colored", "mnist-v2"), "q4b": ("mnist-colored", "mnist-v2"), "q5": ("poetry",)}
+         "q4a": ("mnist-colored", "mnist-v2"), "q4b": ("mnist-colored", "mnist-v2"), "q5": ("poetry",), "q6": ("mnist-v2",)}
 QUESTIONS = tuple(DSETS)
 N_SAMPLES = 100
 
@@ -57,7 +58,7 @@ def dset_number(question: str, dataset: str) -> int:
 def prefix(question: str, dataset: str) -> str:
     """The course's file-name stem: q2a on shapes -> "q2_a_dset1"; q5 -> "q5_a"."""
     n, part = question[:2], question[2:] or "a"
-    return f"{n}_{part}" if question == "q5" else f"{n}_{part}_dset{dset_number(question, dataset)}"
+    return f"{n}_{part}" if question in ("q5", "q6") else f"{n}_{part}_dset{dset_number(question, dataset)}"
 
 
 def figure_names(question: str, dataset: str) -> list[str]:
@@ -71,6 +72,8 @@ def figure_names(question: str, dataset: str) -> list[str]:
                 f"q3_c_with_cache_dset{n}_samples.png"]
     if question == "q4a":
         return [f"{p}_samples.png"]
+    if question == "q6":
+        return [f"{p}_train_plot.png"] + [f"{p}_samples_{k}.png" for k in Q6_PANELS]
     return [f"{p}_train_plot.png", f"{p}_samples.png"]
 
 
@@ -99,7 +102,7 @@ def _plt():
 
 def _title(question: str, dataset: str, what: str) -> str:
     q = f"Q{question[1]}({question[2:] or 'a'})"
-    return f"{q} {what}" if question == "q5" else f"{q} Dataset {dset_number(question, dataset)} {what}"
+    return f"{q} {what}" if question in ("q5", "q6") else f"{q} Dataset {dset_number(question, dataset)} {what}"
 
 
 def train_plot(path, train_losses, test_losses, title: str, unit: str) -> Path:
@@ -140,6 +143,23 @@ def samples_figure(path, images, title: str, ncols: int = 10, levels: int | None
     ax.set_title(title)
     ax.axis("off")
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def pairs_figure(path, images, captions, title: str) -> Path:
+    """Q6's 3x3 panel: each image with its caption under it."""
+    plt = _plt()
+    rgb = viz.to_rgb(images, 4)
+    fig, axes = plt.subplots(3, 3, figsize=(7.2, 8.0))
+    for ax, img, cap in zip(axes.ravel(), list(rgb) + [None] * 9, list(captions) + [""] * 9):
+        ax.axis("off")
+        if img is not None:
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(cap, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
 
@@ -223,6 +243,13 @@ def from_run(store, run_id: str, out: Path) -> Item:
             put(names[1], lambda p: learned_dist(p, train_data, probs, _title(q, ds, "Learned Distribution")), "")
         else:
             item.missing[names[1]] = "the run has no learned distribution (not finished)"
+    elif q == "q6":
+        arts = {e["name"]: e for e in events if e["type"] == "artifact"}
+        for name, panel in zip(names[1:], Q6_PANELS):
+            put(name, lambda p, panel=panel: pairs_figure(p, np.load(d / f"samples_{panel}.npy"),
+                                                          arts[f"samples_{panel}"]["captions"],
+                                                          _title(q, ds, f"Samples ({panel.replace('_', ' ')})")),
+                "no final samples saved")
     elif q == "q5":
         texts = res.get("samples")
         if texts:
@@ -280,6 +307,17 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") ->
         texts, _ = q5.generate(model, q5.tokenizer_from_config(config), q5.N_FINAL, q5.FINAL_LEN, seed=seed)
         item.extra["samples"] = texts
         item.figures[names[1]] = str(text_figure(out / names[1], texts, "Q5(a) Samples"))
+        return item
+    elif q == "q6":
+        from .questions import q4, q6
+        from .questions.base import Trained
+
+        tok = q4.load_tokenizer(config["tokenizer"], device)
+        _, test, _, test_caps = data.load(ds)
+        trained = Trained(model, config, None, {"vocab": q6.vocab_from_config(config)})
+        for name, (panel, (imgs, caps)) in zip(names[1:], get(q).panels(trained, tok, test, test_caps, seed=seed).items()):
+            item.figures[name] = str(pairs_figure(out / name, imgs, caps,
+                                                  _title(q, ds, f"Samples ({panel.replace('_', ' ')})")))
         return item
     else:
         raise ReportError(f"no samples can be drawn for {q} from a checkpoint")
@@ -366,7 +404,8 @@ HEADINGS = {"q1a": "Question 1: 1D Data — (a) Fitting a Histogram",
             "q3c": "Question 3: Causal Transformer — (c) K, V Caching for Improved Inference",
             "q4a": "Question 4: Causal Transformer on Latent Space — (a) VQ-VAE reconstructions",
             "q4b": "Question 4: Causal Transformer on Latent Space — (b) Transformer on VQ tokens",
-            "q5": "Question 5: Causal Transformer on Text — (a) Poetry"}
+            "q5": "Question 5: Causal Transformer on Text — (a) Poetry",
+            "q6": "Question 6: Causal Transformer — Multimodal — (a) Text and Image Generation"}
 
 
 def writeup_markdown(items: list[Item]) -> str:

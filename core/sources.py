@@ -22,7 +22,7 @@ from . import checkpoints
 from .checkpoints import CheckpointError
 
 RUN_FILE = "model.safetensors"
-KINDS = {"q4a": "a tokenizer (q4a)"}   # how messages name a kind of model (default: "a q2a model")
+KINDS = {"q4a": "a tokenizer (q4a)", "digits": "a digit classifier"}   # how messages name a kind of model (default: "a q2a model")
 
 
 class SourceMissing(CheckpointError):
@@ -145,6 +145,10 @@ def build(config: dict):
         from .models.transformer import Transformer
 
         return Transformer.from_config(config)
+    if kind == "digits":  # Q6's measuring instrument
+        from .models.digits import DigitClassifier
+
+        return DigitClassifier(int(config["channels"]), int(config["hidden"]))
     raise CheckpointError(f"no model kind for question {kind!r}")
 
 

@@ -1,8 +1,9 @@
-"""Screenshots of every page of the app in headless Chromium:  python docs/take_screenshots.py OUT_DIR [--train]
+"""Screenshots of every page of the app in headless Chromium:  python docs/take_screenshots.py OUT_DIR [--train [Q]]
 
 Starts the app as the README does (`bash lab.sh app`, a free localhost port, a private runs folder), opens every
-page in the navigation and saves OUT_DIR/<page>.png (full page). With --train it first starts a quick Q2 run on
-shapes and shoots the Q2 page while it trains (what a learner sees while waiting). Stops the app at the end.
+page in the navigation and saves OUT_DIR/<page>.png (full page). With --train Q (default q2a) it first starts a
+quick run of question Q on its first data set and shoots Q's page while it trains (what a learner sees while
+waiting); SHOT_WAIT (seconds, default 25) is how long it lets the run go first. Stops the app at the end.
 """
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PAGES = ["", "data_sets", "runs", "report", "q1_1d", "q2_pixelcnn", "q3_transformer", "q4_vq", "q5_poetry"]
+PAGES = ["", "data_sets", "runs", "report", "q1_1d", "q2_pixelcnn", "q3_transformer", "q4_vq", "q5_poetry",
+         "q6_multimodal"]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
-    ap.add_argument("--train", action="store_true", help="shoot the Q2 page while a quick run trains")
+    ap.add_argument("--train", nargs="?", const="q2a", default=None, metavar="Q",
+                    help="shoot question Q's page (default q2a) while a quick run of it trains")
     ap.add_argument("--pages", default=",".join(PAGES), help="comma-separated url paths ('' = home)")
     a = ap.parse_args()
     out = Path(a.out)
@@ -35,13 +38,16 @@ def main():
 
     app = App(runs, tmp / "server.log")
     url = app.url
+    training_page = None
     try:
         if a.train:
             os.environ["ARLAB_RUNS_DIR"] = str(runs)
             from core.lab import RunSpec, store
-            from core.questions import get
+            from core.questions import QUESTIONS, get
 
-            store(runs).submit(RunSpec("q2a", "shapes", get("q2a").preset("quick"), preset="quick"))
+            q = get(a.train)
+            store(runs).submit(RunSpec(q.key, q.datasets[0], q.preset("quick"), preset="quick"))
+            training_page = next(e.page for e in QUESTIONS if q.key in e.parts)[:-3]
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
@@ -50,7 +56,7 @@ def main():
             for name in a.pages.split(","):
                 page.goto(f"{url}/{name}", wait_until="networkidle", timeout=120_000)
                 page.get_by_text("Queue:").first.wait_for(timeout=120_000)
-                time.sleep(25 if (a.train and name == "q2_pixelcnn") else 4)
+                time.sleep(float(os.environ.get("SHOT_WAIT", "25")) if name == training_page else 4)
                 page.screenshot(path=str(out / f"{name or 'home'}.png"), full_page=True)
                 print(f"wrote {out / (name or 'home')}.png", flush=True)
             browser.close()

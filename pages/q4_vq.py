@@ -1,5 +1,4 @@
 """Q4 — VQ tokens: train a VQ-VAE tokenizer, play with its codebook, and model the token grids with a transformer."""
-import dataclasses
 import math
 import os
 
@@ -274,15 +273,6 @@ with tab_lab:
 
 
 # --------------------------------------------------------------------------------------------- (b) the transformer
-def _with_tokenizer_choices(q, values):
-    """A copy of the question whose `tokenizer` field is a choice of the tokenizers that exist (a select box)."""
-    import copy
-
-    qc = copy.copy(q)
-    qc.fields = tuple(dataclasses.replace(f, choices=tuple(values)) if f.name == "tokenizer" else f for f in q.fields)
-    return qc
-
-
 def _samples_extra(view, status):
     meta = view.latest.get("meta")
     if meta:
@@ -332,5 +322,5 @@ with tab_b:
         _no_tokenizer_note()
     else:
         st.caption("Tokenizers: " + " · ".join(f"`{v}` = {label}" for v, label in opts))
-        ui.train_panel(_with_tokenizer_choices(qb, [v for v, _ in opts]), dataset)
+        ui.train_panel(ui.with_choices(qb, "tokenizer", [v for v, _ in opts]), dataset)
     ui.run_monitor(ui.current_run(qb, dataset), extra=_samples_extra, unit="nats/token", key="q4b")

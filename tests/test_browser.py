@@ -47,12 +47,16 @@ def server(runs_dir):
     proc.wait(10)
 
 
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM,
+                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
 def test_q1_train_shows_a_live_curve(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.goto(server, wait_until="networkidle")
         page.get_by_role("link", name="Q1 · 1-D data").click(timeout=60_000)
@@ -70,8 +74,7 @@ def test_a_link_straight_to_a_page_gets_the_app_navigation(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(server + "/q2_pixelcnn", wait_until="networkidle")
         page.get_by_role("heading", name="Q2 · PixelCNN").first.wait_for(timeout=60_000)
@@ -81,3 +84,25 @@ def test_a_link_straight_to_a_page_gets_the_app_navigation(server):
         browser.close()
     assert any("Q2 · PixelCNN" in t for t in links), links
     assert not any(t.strip() in ("ui", "app", "questions index") for t in links), links
+
+
+def test_q6_deep_link_writes_captions_for_images(server, tmp_path):
+    """A link straight to the Q6 page opens it; "Write captions" puts a caption under each of nine test images."""
+    from playwright.sync_api import sync_playwright
+
+    from core import checkpoints
+
+    if not checkpoints.find(name="q6-mnist-v2"):
+        pytest.skip("no Q6 checkpoint shipped")
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 3000})
+        page.goto(server + "/q6_multimodal", wait_until="networkidle")
+        page.get_by_role("heading", name="Q6 · Text + image").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Write captions").click(timeout=90_000)
+        page.get_by_text("truth:").nth(8).wait_for(timeout=90_000)   # nine captioned images
+        n = page.get_by_text("truth:").count()
+        shot = os.environ.get("ARLAB_SCREENSHOT") or str(tmp_path / "q6.png")
+        page.screenshot(path=shot, full_page=True)
+        browser.close()
+    assert n == 9

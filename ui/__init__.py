@@ -68,6 +68,17 @@ def _widget(f, value, key):
     return st.text_input(label, value=str(value), key=key, help=help_)
 
 
+def with_choices(q, name: str, values):
+    """A copy of the question whose field `name` is a choice among `values` (a select box), e.g. the tokenizers
+    that exist."""
+    import copy
+    import dataclasses
+
+    qc = copy.copy(q)
+    qc.fields = tuple(dataclasses.replace(f, choices=tuple(values)) if f.name == name else f for f in q.fields)
+    return qc
+
+
 def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra_spec: dict | None = None) -> str | None:
     """Preset picker + one widget per field (bounds in the help) + seed + Train.
 
@@ -196,6 +207,18 @@ def run_samples(view: RunView, status: dict, art: dict | None, grid, note: str =
         st.image(grid(imgs, final), caption=what + note)
     elif status.get("state") in ("queued", "running"):
         st.caption("Samples appear here after every epoch.")
+
+
+def pairs_grid(images, captions, marks=None, ncols: int = 3, scale: int = 5):
+    """Images with their captions under them, `ncols` a row (Q6's 3x3 panels); marks: an optional ✓/✗ per pair."""
+    rgb = viz.to_rgb(images, 4)
+    for start in range(0, len(rgb), ncols):
+        cols = st.columns(ncols)
+        for j, col in enumerate(cols):
+            i = start + j
+            if i < len(rgb):
+                mark = f"{marks[i]} " if marks is not None else ""
+                col.image(rgb[i].repeat(scale, 0).repeat(scale, 1), caption=f"{mark}{captions[i]}")
 
 
 def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: str = "nats/dim"):

@@ -38,7 +38,7 @@ QUESTIONS = (
     Entry("q5", "Q5 · Poetry", "✒️", "q5_poetry.py", "a character-level transformer that writes verse",
           {"q5": "core.questions.q5:POETRY"}),
     Entry("q6", "Q6 · Text + image", "🖼️", "q6_multimodal.py", "one transformer over caption words and image tokens",
-          {}, reference_text="2.45–3.07 (students)"),
+          {"q6": "core.questions.q6:MULTIMODAL"}),
 )
 
 REGISTRY: dict[str, str] = {k: target for e in QUESTIONS for k, target in e.parts.items()}

@@ -287,15 +287,17 @@ class TokenizerQ(Question):
 
 
 # ----------------------------------------------------------------------------------------------- q4b: the transformer
+TOKENIZER_FIELD = Field("tokenizer", "pretrained", help="\"pretrained\" = the tokenizer shipped for this data set; "
+                                                      "or the id of a finished Tokenizer run (Q4 page)")
+TEMPERATURE_FIELD = Field("temperature", 1.0, 0.0, 5.0, help="for every sample (0 = greedy)")
 B_FIELDS = (
-    Field("tokenizer", "pretrained",
-          help="\"pretrained\" = the tokenizer shipped for this data set; or the id of a finished Tokenizer run"),
+    TOKENIZER_FIELD,
     *transformer_fields(4, epochs=(30, 500), batch=(128, 4096), warmup=1000, lr_min=1e-6,
                         epochs_help="passes over the tokenized training images",
                         batch_help="sequences of <bos> + 49 tokens per minibatch"),
     Field("data_fraction", 1.0, 0.001, 1.0, label="data fraction", help="share of the training images used"),
     Field("samples_per_epoch", 20, 0, 100, label="samples per epoch", help="images drawn after every epoch"),
-    Field("temperature", 1.0, 0.0, 5.0, help="for every sample (0 = greedy)"),
+    TEMPERATURE_FIELD,
 )
 B_PRESETS = {  # the first is the default on a CPU, homework on a GPU
     "quick": {"d_model": 64, "heads": 4, "layers": 2, "epochs": 4, "batch_size": 64, "lr": 2e-3,  # ~2-3 min on
@@ -320,6 +322,34 @@ def tokenize(vqvae, images, batch_size: int = 1000, progress=None, cancelled=Non
     if tokens.min() < 0 or tokens.max() >= vqvae.n_embeddings:
         raise ValueError(f"token ids must lie in 0..{vqvae.n_embeddings - 1}; got {tokens.min()}..{tokens.max()}")
     return tokens
+
+
+def tokenize_parts(vqvae, parts: dict, ctx: RunContext) -> dict:
+    """{part: images} -> {part: (N,49) tokens}, with progress; kept as tokens_<part>.npy in the run folder (when the
+    context has one), so a restarted run does not tokenize again."""
+    tokens = {}
+    for i, (part, x) in enumerate(parts.items()):
+        path = ctx.path(f"tokens_{part}.npy")
+        if path is not None and path.exists():
+            tokens[part] = np.load(path)
+            continue
+        tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, part=part: ctx.progress(
+            (i + f) / len(parts), f"tokenizing the {part} images"), cancelled=ctx.cancelled)
+        if path is not None:
+            np.save(path, tokens[part])
+    return tokens
+
+
+def token_model_check(q: Question, hp: dict, dataset: str) -> dict:
+    """The cross-field checks of a transformer over a tokenizer's tokens (q4b, q6): heads divide d_model, and the
+    tokenizer named exists for the data set."""
+    errors = transformer_check(hp)
+    if dataset in q.datasets:
+        try:
+            find_tokenizer(hp["tokenizer"], dataset)
+        except TokenizerMissing as e:
+            errors["tokenizer"] = str(e)
+    return errors
 
 
 def with_bos(tokens: np.ndarray, bos: int) -> torch.Tensor:
@@ -361,13 +391,7 @@ class TokenTransformerQ(Question):
     students = {"mnist-colored": (2.93, 3.74), "mnist-v2": (2.85, 3.77)}   # on the course's data (spec.md)
 
     def check(self, hp, dataset):
-        errors = transformer_check(hp)
-        if dataset in self.datasets:
-            try:
-                find_tokenizer(hp["tokenizer"], dataset)
-            except TokenizerMissing as e:
-                errors["tokenizer"] = str(e)
-        return errors
+        return token_model_check(self, hp, dataset)
 
     def load_data(self, dataset, hp, ctx) -> Data:
         """The images and the tokenizer that hp["tokenizer"] names."""
@@ -388,16 +412,7 @@ class TokenTransformerQ(Question):
         train = subset(check_images(data.train, "training images"), hp["data_fraction"], seed)
         test = check_images(data.test, "test images")
         K = int(vqvae.n_embeddings)
-        tokens = {}
-        for i, (part, x) in enumerate((("train", train), ("test", test))):
-            path = ctx.path(f"tokens_{part}.npy")
-            if path is not None and path.exists():
-                tokens[part] = np.load(path)
-                continue
-            tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, part=part: ctx.progress(
-                (i + f) / 2, f"tokenizing the {part} images"), cancelled=ctx.cancelled)
-            if path is not None:
-                np.save(path, tokens[part])
+        tokens = tokenize_parts(vqvae, {"train": train, "test": test}, ctx)
         counts = np.bincount(tokens["train"].ravel(), minlength=K)
         info = {"n_embeddings": K, "vocab_size": K + 1, "ln_vocab": math.log(K + 1),
                 "train_images": len(train), "codes_used_in_train": int((counts > 0).sum())}

@@ -1,0 +1,178 @@
+"""Q6 — one transformer over caption words and image tokens: captions for pictures, pictures for captions."""
+import numpy as np
+import streamlit as st
+
+from core import data, sources
+from core.questions import get
+from core.questions import q4, q6
+import ui
+
+ui.in_app()
+
+q = get("q6")
+DATASET = "mnist-v2"
+LO, HI = q.students[DATASET]
+
+st.title("🖼️ Q6 · Text + image")
+st.markdown(
+    "One causal transformer reads **caption words and image tokens in one sequence**, so the same model writes "
+    "captions for pictures and draws pictures for captions. Images are the 49 tokens of the Q4 tokenizer "
+    "(`vqvae-mnist-v2`); each caption word is one token; two special tokens mark where a modality ends.\n\n"
+    "- **Sequences** (58 tokens), drawn 50/50 for every training sequence:\n"
+    "  `<bos> <end of image> w1 … w6 <end of text> c1 … c49` (text first) or "
+    "`<bos> <end of text> c1 … c49 <end of image> w1 … w6` (image first). The end token after `<bos>` says which "
+    "modality comes next.\n"
+    "- **Loss** in **nats per predicted token**: the mean cross-entropy over all **57 tokens after `<bos>`** (the "
+    "opening end token, the 6 words, the other end token and the 49 image codes). The test loss scores every test "
+    "pair in **both** layouts. A model that knows nothing scores ln(vocabulary) ≈ ln 1058 ≈ 6.96; students reached "
+    f"{LO}–{HI} on the course's data (ours differs: solid colours, our own tokenizer).\n"
+    "- **Sampling** keeps each modality in its place: the first token is one of the two end tokens; after "
+    "`<end of image>` exactly six words, then `<end of text>`; after `<end of text>` exactly 49 image codes. "
+    "Captions for an image: give `<bos> <end of text>` + its 49 codes + `<end of image>`, let it write six words. "
+    "An image for a caption: give `<bos> <end of image>` + the words + `<end of text>`, let it draw 49 codes.")
+
+try:
+    _, test, _, test_caps = data.load(DATASET)
+except Exception as e:  # MNIST not fetched yet: say how to get it
+    st.error(f"Could not load {DATASET}: {e}")
+    st.stop()
+with st.expander("What the data look like (the first nine test pairs)"):
+    ui.pairs_grid(test[:9], test_caps[:9])
+    st.caption("Captions read `<modifier> <colour> <digit> on <modifier> <colour>`; modifiers change the 2-bit "
+               "colour (dark −1, light +1 per channel, bright scales the largest channel to 3; plain = normal).")
+
+# ------------------------------------------------------------------------------------------------------- train
+st.subheader("Train")
+opts = q4.available_tokenizers(DATASET)
+if not opts:
+    st.info("No tokenizer for mnist-v2 yet: train one on the Q4 page's (a) Tokenizer tab first.", icon="👈")
+else:
+    ui.train_panel(ui.with_choices(q, "tokenizer", [v for v, _ in opts]), DATASET)
+
+
+def _panel_from_run(run_id, art):
+    imgs = np.load(ui.store().dir(run_id) / art["npy"])
+    ui.pairs_grid(imgs, art.get("captions") or [""] * len(imgs))
+
+
+def _agreement(res: dict):
+    c1, c2, c3 = st.columns(3)
+    c1.metric("caption words true of the image", f"{res['caption_words_true']:.1%}",
+              help="captions written for test images: the share of words (digit, both colours, both modifiers) "
+                   "that are true of the image")
+    if "images_match" in res:
+        c2.metric("images matching their caption", f"{res['images_match']:.1%}",
+                  help="images drawn for test captions: digit (by a small classifier) and both colours right")
+    if res.get("digit_classifier_accuracy") is not None:
+        c3.metric("digit classifier accuracy", f"{res['digit_classifier_accuracy']:.1%}",
+                  help="the classifier that reads the digit, on the mnist-v2 test images")
+
+
+def extra(view, status):
+    meta = view.latest.get("meta")
+    if meta:
+        st.caption(f"Vocabulary: {meta['n_embeddings']} image codes + {meta['n_words']} words + 3 special tokens = "
+                   f"{meta['vocab_size']}; an untrained model scores ln {meta['vocab_size']} = {meta['ln_vocab']:.2f} "
+                   f"nats/token. {meta['train_pairs']} training pairs.")
+    res = status.get("result")
+    if res:
+        ui.result_metrics(res, None, ("students' range", f"{LO}–{HI}"), unit="nats/token")
+        _agreement({**res, **(res.get("metrics") or {})})
+        tabs = st.tabs(["captions for images", "images for captions", "unconditional"])
+        for tab, name in zip(tabs, q6.PANELS):
+            art = view.artifact(f"samples_{name}")
+            with tab:
+                if art:
+                    _panel_from_run(view.run_id, art)
+        return
+    caps, imgs = view.artifact("captions_epoch"), view.artifact("images_epoch")
+    if not (caps or imgs):
+        if status.get("state") in ("queued", "running"):
+            st.caption("After every epoch: captions for nine test images and images for nine test captions.")
+        return
+    left, right = st.columns(2)
+    with left:
+        if caps:
+            st.markdown(f"**Captions written after epoch {caps['epoch']}**")
+            _panel_from_run(view.run_id, caps)
+    with right:
+        if imgs:
+            st.markdown(f"**Images drawn after epoch {imgs['epoch']}** for these captions")
+            _panel_from_run(view.run_id, imgs)
+
+
+ui.run_monitor(ui.current_run(q, DATASET), extra=extra, unit="nats/token", key="q6")
+
+# ------------------------------------------------------------------------------------------------------- use a model
+st.subheader("Use a trained model")
+models = {}  # label -> source: your finished runs first (newest first), then the shipped ones
+for r in sources.finished_runs("q6", DATASET, ui.store().root):
+    models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f} nats/token"] = f"run:{r['id']}"
+for e in sources.shipped("q6", DATASET):
+    models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f} nats/token"] = f"pretrained:{e['name']}"
+if not models:
+    st.info("No trained model yet: train one above (the quick preset takes about 3 minutes on a CPU).")
+    st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model and its tokenizer…")
+def load(source: str, runs_root: str, stamp: float):
+    model, vocab, config = q6.load_model(source, "cpu", runs_root)
+    return model, vocab, config, q4.load_tokenizer(config["tokenizer"], "cpu", runs_root=runs_root)
+
+
+label = st.selectbox("Model", list(models), key="q6:source")
+source = models[label]
+try:
+    found = sources.resolve(source, runs_root=ui.store().root)
+    model, vocab, config, tok = load(source, str(ui.store().root), found.path.stat().st_mtime)
+except (sources.CheckpointError, OSError, ValueError) as e:
+    st.error(f"Could not load that model: {e}")
+    st.stop()
+if source.startswith("pretrained:"):
+    entry = next(e for e in sources.shipped("q6", DATASET) if f"pretrained:{e['name']}" == source)
+    if entry.get("metrics"):
+        _agreement(entry["metrics"])
+        st.caption(f"Measured on {entry['metrics'].get('agreement_pairs', q6.N_AGREE)} test pairs at temperature "
+                   f"{entry['metrics'].get('temperature', 1.0):g}.")
+
+c1, c2 = st.columns(2)
+temperature = c1.slider("temperature", 0.0, 2.0, 1.0, 0.1, key="q6:temp",
+                        help="divides the logits: lower = the most likely words and codes, 0 = always the most likely")
+seed = int(c2.number_input("seed", 0, 2**31 - 1, 0, 1, key="q6:seed"))
+classifier, _ = q6.load_digit_classifier()
+t_img, t_txt, t_unc = st.tabs(["🖼️→📝 captions for images", "📝→🖼️ images for captions", "🎲 unconditional"])
+
+with t_img:
+    picked = st.multiselect("Test images (up to 9; none = the first nine)", list(range(len(test))), default=[],
+                            max_selections=9, key="q6:images", format_func=lambda i: f"#{i} · {test_caps[i]}")
+    idx = picked or list(range(9))
+    if st.button("Write captions", type="primary", key="q6:go:img"):
+        codes = q4.tokenize(tok, test[idx])
+        said = q6.captions_for(model, vocab, codes, seed, temperature)
+        marks = [f"{n}/{k}" for n, k in (q6.words_true(s, test_caps[i]) for s, i in zip(said, idx))]
+        ui.pairs_grid(test[idx], [f"{s}  (truth: {test_caps[i]})" for s, i in zip(said, idx)], marks=marks)
+        st.caption("Each caption starts with how many of its 5 judged words (digit, colours, modifiers) are true.")
+
+with t_txt:
+    typed = st.text_area("Captions, one per line (up to 9)", "\n".join(test_caps[:9]), height=220, key="q6:captions")
+    lines = [ln.strip() for ln in typed.splitlines() if ln.strip()][:9]
+    if st.button("Draw images", type="primary", key="q6:go:txt"):
+        try:
+            drawn = q4.to_images(tok.decode(q6.codes_for(model, vocab, lines, seed, temperature)))
+        except q6.UnknownWords as e:
+            st.error(f"Nothing was drawn: {e}", icon="⚠️")
+        else:
+            marks = None
+            if classifier is not None:
+                ok = q6.images_match(drawn, lines, classifier)
+                marks = ["✓" if m else "✗" for m in ok]
+            ui.pairs_grid(drawn, lines, marks=marks)
+            if marks:
+                st.caption("✓: the digit (read by the classifier) and both colours (read from the pixels) match.")
+
+with t_unc:
+    if st.button("Draw nine pairs", type="primary", key="q6:go:unc"):
+        codes, caps, text_first = q6.unconditional(model, vocab, 9, seed, temperature)
+        ui.pairs_grid(q4.to_images(tok.decode(codes)),
+                      [f"{c}  ({'text' if tf else 'image'} first)" for c, tf in zip(caps, text_first)])
