@@ -64,6 +64,21 @@ def q4_b(train_data, test_data, image_shape, dset_id, vqvae):
 
 
 
+def load_checkpoint(source):
+    """(model in eval mode, config) from a checkpoint file (e.g. one downloaded from the app: safetensors with its
+    config), a model source ("pretrained:NAME", "run:ID") or a shipped name / run id."""
+    from pathlib import Path
+
+    from . import checkpoints, sources
+
+    path = Path(str(source))
+    if path.suffix == ".safetensors" and path.is_file():
+        state, config, _ = checkpoints.read_checkpoint(path)
+        model = checkpoints.load_into(sources.build(config), state, path.name)
+        return model.to(pick_device()).eval(), config
+    return sources.load(str(source), pick_device())
+
+
 def load_vqvae(name: str = "mnist-v2"):
     """The `vqvae` object the notebook passes to q4_a, q4_b and q6_a: the tokenizer shipped for a coloured MNIST
     set ("mnist-colored" or "mnist-v2"; also a shipped q4a name or the id of a finished tokenizer run), with

@@ -67,6 +67,54 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
     return fig
 
 
+def compare_curves(runs: list, smoothing: float = 0.0, x: str = "epoch", unit: str = "nats/dim",
+                   max_points: int = 1000, log_y: bool = False):
+    """Several runs on one chart: runs = [(label, core.compare.Series)], each in its own colour, its train loss
+    (per minibatch, smoothed) as a thin line and its test loss per epoch as a thick line with markers.
+    x: "epoch" or "seconds" (wall-clock time since the run started)."""
+    from .compare import smooth
+
+    if x not in ("epoch", "seconds"):
+        raise ValueError(f"x must be epoch or seconds; got {x!r}")
+    go = _go()
+    fig = go.Figure()
+    for i, (label, s) in enumerate(runs):
+        color = PALETTE[i % len(PALETTE)]
+        if s.train:
+            xs = s.train_epoch if x == "epoch" else s.train_t
+            xd, yd = downsample(xs, smooth(s.train, smoothing), max_points)
+            fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", name=f"{label} · train", legendgroup=label,
+                                     line=dict(color=color, width=1.2), opacity=0.75))
+        if s.test:
+            xs = list(range(len(s.test))) if x == "epoch" else s.test_t
+            fig.add_trace(go.Scatter(x=xs, y=s.test, mode="lines+markers", name=f"{label} · test",
+                                     legendgroup=label, line=dict(color=color, width=3)))
+    fig.update_layout(xaxis_title="epoch" if x == "epoch" else "seconds since the run started",
+                      yaxis_title=f"loss ({unit})", height=440, margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def next_token_bars(probs, labels, chosen: int | None = None, colors=None, top: int = 20, title: str = ""):
+    """The next-token distribution as bars: the `top` most likely tokens (those with probability > 0), most likely
+    first, the one a draw picks outlined; colors: an optional CSS colour per token (e.g. the pixel's colour)."""
+    go = _go()
+    p = np.asarray(probs, float)
+    order = [int(i) for i in np.argsort(-p, kind="stable")[:top] if p[i] > 0]
+    if chosen is not None and chosen not in order and p[chosen] > 0:
+        order = order[:-1] + [chosen]
+    fill = [colors[i] if colors is not None else ("#ff7f0e" if i == chosen else "#9fb3c8") for i in order]
+    line = [3 if i == chosen else 0 for i in order]
+    fig = go.Figure(go.Bar(x=[labels[i] for i in order], y=p[order], marker=dict(color=fill, line=dict(
+        width=line, color="#d62728")), text=[f"{v:.2f}" for v in p[order]], textposition="outside",
+        hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(title=title or None, yaxis_title="probability", yaxis_range=[0, min(1.0, p.max() * 1.25 + 0.02)],
+                      height=320, margin=dict(l=10, r=10, t=40 if title else 10, b=10), xaxis_type="category")
+    return fig
+
+
 # ----------------------------------------------------------------------------- 1-D distributions
 def distribution_plot(data, d: int, models: dict[str, np.ndarray] | None = None, title: str = ""):
     """Histogram of the data (as probabilities over d bins) with each model's distribution drawn over it."""

@@ -23,7 +23,8 @@ st.markdown(
 c1, c2 = st.columns(2)
 c1.metric("Device", describe(ui.device()))
 counts = ui.store().queue_summary()
-c2.metric("Runs", f"{counts['running']} running · {counts['queued']} queued", f"{counts['done']} done", delta_color="off")
+c2.metric("Runs", f"{counts['running']} running · {counts['queued']} queued", f"{counts['done']} done", delta_color="off",
+          delta_arrow="off")
 
 st.subheader("The questions")
 shipped = checkpoints.manifest()

@@ -77,8 +77,8 @@ def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
         return None
 
 
-tab_train, tab_complete, tab_attn, tab_race = st.tabs(
-    ["Train (Q3a · Q3b)", "Complete half images", "Attention", "KV-cache race (Q3c)"])
+tab_train, tab_complete, tab_next, tab_attn, tab_race = st.tabs(
+    ["Train (Q3a · Q3b)", "Complete half images", "Next pixel, step by step", "Attention", "KV-cache race (Q3c)"])
 
 # ------------------------------------------------------------------------------------------------------- train
 with tab_train:
@@ -124,9 +124,12 @@ with tab_complete:
         seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q3:complete:seed")
         idx = np.random.default_rng(int(seed)).choice(len(test), 10, replace=False)
         if st.button("Complete 10 test images", key="q3:complete:go", icon="🖌️"):
-            with st.spinner(f"Drawing {(H - keep) * W} pixels for 10 images…"):
-                st.session_state["q3:completion"] = (dataset, keep, int(seed),
-                                                     q3.complete(model, config, test[idx], keep, int(seed)))
+            total = (H - keep) * W
+            bar = st.progress(0.0, text=f"Drawing {total} pixels for 10 images…")
+            st.session_state["q3:completion"] = (dataset, keep, int(seed), q3.complete(
+                model, config, test[idx], keep, int(seed),
+                step_callback=lambda s, *_: bar.progress((s + 1) / total, text=f"pixel {s + 1} of {total}")))
+            bar.empty()
         done = st.session_state.get("q3:completion")
         if done and done[:3] == (dataset, keep, int(seed)):
             given = viz.to_rgb(test[idx], LEVELS).copy()
@@ -134,6 +137,41 @@ with tab_complete:
             for name, imgs, levels in (("originals", test[idx], LEVELS), ("what the model sees", given, 256),
                                        ("completions", done[3], LEVELS)):
                 st.image(viz.image_grid(imgs, ncols=10, levels=levels, scale=5), caption=name)
+
+# ------------------------------------------------------------------------------------------------------- next pixel
+with tab_next:
+    st.markdown("Draw an image **one pixel at a time** with the cached sampler. The bars are the model's "
+                "probabilities for the next pixel — exactly what the sampler draws from — reshaped live by the "
+                "temperature and top-k; for colour, each bar is painted its colour. The red square marks where the "
+                "next pixel goes; the highlighted bar is the value a draw picks.")
+    loaded = pick_model("q3:next:model", dataset)
+    if loaded:
+        model, config = loaded
+        values = vocab - 1
+        swatch = ([f"rgb({r * 85},{g * 85},{b * 85})" for r, g, b in q3.decode(np.arange(64)[None], (1, 64, 3))[0, 0]]
+                  + ["#999"] if C == 3 else None)   # colour bars painted their colour; binary ones plain
+
+        def _label(i):
+            if i == bos:
+                return "<bos>"
+            return str(i) if C == 1 else "({},{},{})".format(i // 16, i // 4 % 4, i % 4)
+
+        def _render(stepper, chosen):
+            drawn = stepper.tokens[1:]
+            img = np.full((H * W, 3), (176, 190, 214), np.uint8)   # not drawn yet: blue-grey
+            if drawn:
+                img[:len(drawn)] = viz.to_rgb(q3.decode(np.array(drawn)[None], (1, len(drawn), C)), LEVELS)[0, 0]
+            img = img.reshape(H, W, 3)
+            big_img = np.kron(img, np.ones((12, 12, 1), np.uint8))
+            if len(drawn) < H * W:
+                r, c = divmod(len(drawn), W)
+                big_img[r * 12:(r + 1) * 12, c * 12:(c + 1) * 12] = (255, 0, 0)
+            big_img = np.pad(big_img, ((2, 2), (2, 2), (0, 0)), constant_values=90)   # a frame: white pixels show
+            st.image(big_img, caption=f"{len(drawn)} of {H * W} pixels drawn (blue-grey: not yet; red: next)")
+
+        ui.next_token_panel(f"q3:{dataset}:{st.session_state.get('q3:next:model')}",
+                            lambda: q3.stepper(model, config), _label, _render,
+                            colors=swatch, max_top_k=values)
 
 # ------------------------------------------------------------------------------------------------------- attention
 with tab_attn:
@@ -222,12 +260,15 @@ with tab_race:
                 x, y = viz.downsample(np.arange(1, len(times[name]) + 1), 1e3 * np.array(times[name]), 800)
                 fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} ({sum(times[name]):.2f} s)",
                                          line=dict(color=color)))
+        log_y = st.checkbox("log scale (the cached line is ~50x lower: on a linear axis it lies on the floor)",
+                            value=True, key=f"q3c:log:{view.run_id}")
         fig.update_layout(xaxis_title="step (pixel position)", yaxis_title="ms per step", height=340,
+                          yaxis_type="log" if log_y else "linear",
                           xaxis_range=[0, start["steps"]], margin=dict(l=10, r=10, t=10, b=10),
                           legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
         st.plotly_chart(fig, key=f"q3c:times:{view.run_id}")
         th = start.get("threads")
-        st.caption(f"{start['n']} samples of {start['steps']} steps each on {start['device']}"
+        st.caption(f"{ui.plural(start['n'], 'sample')} of {start['steps']} steps each on {start['device']}"
                    + (f" ({th} thread{'s' if th > 1 else ''}, one core left to this page and the browser)"
                       if th and th < start.get("cores", th) else "")
                    + f", model `{start['source']}`. The first cached step includes the prefill. Wall-clock "
@@ -248,10 +289,11 @@ with tab_race:
                 col.image(viz.image_grid(imgs, ncols=min(10, len(imgs)), levels=4, scale=3 if len(imgs) > 10 else 4),
                           caption=what)
             if res["identical"] == res["n_samples"]:
-                st.success(f"Identical: all {res['n_samples']} samples match pixel for pixel — the cache changes "
+                st.success(f"Identical: {'all ' if res['n_samples'] > 1 else ''}{ui.plural(res['n_samples'], 'sample')} "
+                           f"match{'es' if res['n_samples'] == 1 else ''} pixel for pixel — the cache changes "
                            f"the cost, not the model.")
             else:
-                st.warning(f"{res['identical']} of {res['n_samples']} samples match. A mismatch means the two paths "
+                st.warning(f"{res['identical']} of {ui.plural(res['n_samples'], 'sample')} match. A mismatch means the two paths "
                            f"computed logits that differ enough to flip a draw (float rounding, or a cache bug).")
 
     ui.run_monitor(rid, extra=race_extra, show_curve=False, key="q3c")

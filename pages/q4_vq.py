@@ -243,7 +243,7 @@ def _lab():
     m = st.columns(4)
     m[0].metric("codes in use", f"{edited.n_active} / {K}")
     m[1].metric("bits per image", f"{current['bits']:.0f}", delta(current["bits"] - full["bits"], "+.0f"),
-                delta_color="off", help="49 tokens × log₂K bits")
+                delta_color="off", delta_arrow="off", help="49 tokens × log₂K bits")
     m[2].metric("test MSE", f"{err['mse']:.3f}", delta(err["mse"] - full["mse"], "+.3f"), delta_color="inverse",
                 help="vs the trained codebook, on 200 test images (0..3 pixel scale)")
     m[3].metric("wrong pixel channels", f"{100 * err['wrong']:.1f} %",
@@ -285,7 +285,7 @@ def _samples_extra(view, status):
     res = status.get("result")
     if res:
         ref = f"{res['test_loss'] - REFERENCE:+.3f} vs the course's {REFERENCE} (its own data and tokenizer)"
-        st.metric("final test loss", f"{res['test_loss']:.3f} nats/token", ref, delta_color="off")
+        st.metric("final test loss", f"{res['test_loss']:.3f} nats/token", ref, delta_color="off", delta_arrow="off")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

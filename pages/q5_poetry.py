@@ -6,12 +6,13 @@ import streamlit as st
 
 from core import data, sources
 from core.questions import get
-from core.questions.q5 import generate, prepare_prompt, tokenizer_from_config
+from core.questions.q5 import generate, prepare_prompt, stepper as q5_stepper, tokenizer_from_config
 import ui
 
 ui.in_app()
 
 q = get("q5")
+MAX_LENGTH = 2000   # characters a learner may ask for
 STUDENTS = get("q5").students["poetry"]  # final test losses students reached on the original set (nats/char)
 
 st.title("✒️ Q5 · A character-level poet")
@@ -65,7 +66,7 @@ def extra(view, status):
         where = "inside" if lo <= res["test_loss"] <= hi else ("below" if res["test_loss"] < lo else "above")
         c1, c2, c3 = st.columns(3)
         c1.metric("final test loss", f"{res['test_loss']:.3f} nats/char", f"{where} the students' {lo}–{hi}",
-                  delta_color="off")
+                  delta_color="off", delta_arrow="off")
         c2.metric("bits per character", f"{res['bits_per_dim']:.3f}")
         c3.metric("training time", f"{res['seconds']:.0f} s")
     if not texts:
@@ -126,18 +127,48 @@ with st.form("q5:sample"):
                                        "the most likely character")
     top_k = c2.number_input("top-k (0 = off)", 0, tok.vocab_size, 0, 1, key="q5:topk",
                             help="keep only the k most likely characters at each step")
-    length = c3.number_input("length", 1, 2000, 128, 8, key="q5:length",
-                             help=f"new characters at most (it stops at <eos>); past {T} the window slides")
+    length = c3.number_input("length", value=128, step=8, key="q5:length",
+                             help=f"new characters at most, 1 to {MAX_LENGTH} (it stops at <eos>); past {T} the "
+                                  "window slides")
     n = c4.number_input("samples", 1, 20, 5, 1, key="q5:n")
     seed = c5.number_input("seed", 0, 2**31 - 1, 0, 1, key="q5:seed")
     go = st.form_submit_button("Write", type="primary", icon="✒️")
 
-if go:
-    with st.spinner(f"Writing {n} × up to {length} characters…"):
-        texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
-                                  top_k=int(top_k) or None, seed=int(seed))
+if go and not 1 <= length <= MAX_LENGTH:
+    st.error(f"Length must be between 1 and {MAX_LENGTH} characters (got {length}); nothing was written.", icon="⚠️")
+elif go:
+    bar = st.progress(0.0, text=f"Writing {n} × up to {length} characters…")
+    texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
+                              top_k=int(top_k) or None, seed=int(seed),
+                              on_step=lambda i: bar.progress((i + 1) / length,
+                                                             text=f"character {i + 1} of up to {length}"))
+    bar.empty()
     for msg in notices:
         st.warning(msg, icon="ℹ️")
     show_texts(texts, tok.decode(prepare_prompt(tok, prompt, T)[0]))
     st.caption(f"Context {T} tokens · vocabulary {tok.vocab_size} · temperature {temperature:g}"
                f"{f' · top-k {top_k}' if top_k else ''}.")
+
+# ------------------------------------------------------------------------------------------------------- next token
+st.subheader("Next character, step by step")
+st.markdown("The same sampler, one character at a time: the bars are the model's probabilities for the next "
+            "character — exactly what the sampler draws from — and the temperature and top-k reshape them as you "
+            "move the sliders. The highlighted bar is the character a draw picks.")
+start = st.text_input("Start from", "", key="q5:nt:prompt", placeholder="(empty: a poem from <bos>)")
+NAMES = {"\n": "⏎", " ": "␣"}
+
+
+def _label(i):
+    return "<bos>" if i == tok.bos else "<eos>" if i == tok.eos else NAMES.get(tok.chars[i - 2], tok.chars[i - 2])
+
+
+def _render(stepper, chosen):
+    text = tok.decode(stepper.tokens[1:], stop_at_eos=False).replace("\n", "⏎\n")
+    nxt = "" if chosen is None else _label(chosen)
+    st.markdown(f"<div style='white-space:pre-wrap;font-family:Georgia,serif;border-left:3px solid #ccc;"
+                f"padding:0.3em 0.8em'>{html.escape(text)}<span style='background:#ffe8cc;color:#d62728'>"
+                f"{html.escape(nxt)}</span></div>", unsafe_allow_html=True)
+    st.caption(f"{stepper.step} characters written; the highlighted one is next.")
+
+
+ui.next_token_panel(f"q5:{source}:{start}", lambda: q5_stepper(model, tok, start), _label, _render)

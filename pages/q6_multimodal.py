@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core import data, sources
+from core import data, sources, viz
 from core.questions import get
 from core.questions import q4, q6
 import ui
@@ -131,10 +131,16 @@ except (sources.CheckpointError, OSError, ValueError) as e:
     st.stop()
 if source.startswith("pretrained:"):
     entry = next(e for e in sources.shipped("q6", DATASET) if f"pretrained:{e['name']}" == source)
-    if entry.get("metrics"):
-        _agreement(entry["metrics"])
-        st.caption(f"Measured on {entry['metrics'].get('agreement_pairs', q6.N_AGREE)} test pairs at temperature "
-                   f"{entry['metrics'].get('temperature', 1.0):g}.")
+    m = entry.get("metrics") or {}
+    if m:
+        _agreement(m)
+        cooler = "; ".join(f"at temperature {t}: {v['caption_words_true']:.1%} of caption words true, "
+                           f"{v['images_match']:.1%} of images matching" for t, v in m.get("by_temperature", {}).items())
+        st.caption(f"Measured on {m.get('agreement_pairs', q6.N_AGREE)} test pairs at temperature "
+                   f"{m.get('temperature', 1.0):g}" + (f"; {cooler}" if cooler else "") + "."
+                   + (f" The tokenizer's own reconstructions of those test images match {m['images_match_ceiling']:.1%}"
+                      " (the most a drawn image can reach with this tokenizer and these readers)."
+                      if "images_match_ceiling" in m else ""))
 
 c1, c2 = st.columns(2)
 temperature = c1.slider("temperature", 0.0, 2.0, 1.0, 0.1, key="q6:temp",
@@ -176,3 +182,53 @@ with t_unc:
         codes, caps, text_first = q6.unconditional(model, vocab, 9, seed, temperature)
         ui.pairs_grid(q4.to_images(tok.decode(codes)),
                       [f"{c}  ({'text' if tf else 'image'} first)" for c, tf in zip(caps, text_first)])
+
+# ------------------------------------------------------------------------------------------------------- next token
+st.subheader("Next token, step by step")
+st.markdown("One token at a time through the same cached sampler and the same modality rule: the bars are the "
+            "probabilities the sampler draws from (tokens of the wrong modality have probability 0), reshaped live "
+            "by the temperature and top-k.")
+c1, c2 = st.columns(2)
+mode = c1.radio("Write", ["a caption for a test image", "an image for a test caption"], key="q6:nt:mode")
+pick = int(c2.number_input("test pair", 0, len(test) - 1, 0, key="q6:nt:pair"))
+
+
+def _nt_label(i):
+    if i < vocab.n_codes:
+        return f"code {i}"
+    return {vocab.eot: "<end of text>", vocab.eoi: "<end of image>", vocab.bos: "<bos>"}.get(i, vocab.decode([i]))
+
+
+def _nt_stepper():
+    if mode.startswith("a caption"):
+        codes = q4.tokenize(tok, test[pick:pick + 1])[0].tolist()
+        prefix = [vocab.bos, vocab.eot, *codes, vocab.eoi]
+    else:
+        prefix = [vocab.bos, vocab.eoi, *vocab.encode(test_caps[pick]), vocab.eot]
+    return q6.stepper(model, vocab, prefix)
+
+
+def _nt_render(stepper, chosen):
+    new = stepper.tokens[stepper.t0:]
+    if mode.startswith("a caption"):
+        st.image(np.kron(viz.to_rgb(test[pick:pick + 1], 4)[0], np.ones((6, 6, 1), np.uint8)),
+                 caption=f"truth: {test_caps[pick]}")
+        written = " ".join(vocab.decode([t]) for t in new if vocab.n_codes <= t < vocab.eot)
+        st.markdown((f"**{written}** " if written else "") + ("" if chosen is None else
+                    f"<span style='color:#d62728'>{_nt_label(chosen)}</span>"), unsafe_allow_html=True)
+    else:
+        st.markdown(f"**{test_caps[pick]}**")
+        codes = [t for t in new if t < vocab.n_codes]
+        if len(codes) == q6.TOKENS:
+            img = q4.to_images(tok.decode(np.array(codes).reshape(1, 7, 7)))[0]
+            st.image(np.kron(viz.to_rgb(img[None], 4)[0], np.ones((6, 6, 1), np.uint8)), caption="decoded")
+        else:
+            grid = np.full(q6.TOKENS, -1)
+            grid[:len(codes)] = codes
+            pic = q4.token_picture(np.maximum(grid, 0).reshape(1, 7, 7), vocab.n_codes, cell=24)[0]
+            cells = pic.reshape(7, 24, 7, 24, 3).transpose(0, 2, 1, 3, 4)   # (row, col, 24, 24, 3), a view
+            cells[(grid < 0).reshape(7, 7)] = 225                             # not drawn yet: grey
+            st.image(pic, caption=f"{len(codes)} of 49 codes (one colour per code; decoded when all are drawn)")
+
+
+ui.next_token_panel(f"q6:{source}:{mode}:{pick}", _nt_stepper, _nt_label, _nt_render)

@@ -1,8 +1,10 @@
-"""Runs: every run on disk with its state; open one to see its curve; cancel or delete."""
+"""Runs: every run on disk; compare several on one chart; open one to watch, scrub, download, cancel or delete."""
 import datetime as dt
 
 import streamlit as st
 
+from core import compare, viz
+from core.questions import get
 import ui
 
 ui.in_app()
@@ -16,31 +18,90 @@ runs = store.list()
 if not runs:
     st.info("No runs yet. Start one from a question page.")
     st.stop()
+by_id = {r["id"]: r for r in runs}
 
 
 def _when(ts):
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
-rows = [{"run": r["id"], "question": r["spec"]["question"], "data set": r["spec"]["dataset"],
-         "preset": r["spec"].get("preset", ""), "state": f"{ui.STATE_ICON.get(r['status'].get('state'), '')} {r['status'].get('state')}",
-         "test loss": (r["status"].get("result") or {}).get("test_loss"),
-         "created": _when(r["status"].get("created")), "reason": r["status"].get("reason", "")} for r in runs]
-st.dataframe(rows, hide_index=True, width="stretch")
+def _loss(r):
+    res = r["status"].get("result") or {}
+    return f"{res['test_loss']:.4f} {res.get('unit', '')}".strip() if res.get("test_loss") is not None else "—"
 
-run_id = st.selectbox("Open a run", [r["id"] for r in runs], key="runs:pick")
+
+def _label(rid):
+    r = by_id[rid]
+    return f"{rid} · {r['spec']['question']} · {r['spec']['dataset']} · {r['status'].get('state')} · {_loss(r)}"
+
+
+# ----------------------------------------------------------------------------------------------- the list
+c1, c2, c3 = st.columns(3)
+questions = sorted({r["spec"]["question"] for r in runs})
+f_q = c1.multiselect("Question", questions, key="runs:f:q", placeholder="all")
+f_ds = c2.multiselect("Data set", sorted({r["spec"]["dataset"] for r in runs}), key="runs:f:ds", placeholder="all")
+f_st = c3.multiselect("State", list(ui.STATE_ICON), key="runs:f:state", placeholder="all")
+shown = [r for r in runs if (not f_q or r["spec"]["question"] in f_q) and (not f_ds or r["spec"]["dataset"] in f_ds)
+         and (not f_st or r["status"].get("state") in f_st)]
+st.dataframe([{"run": r["id"], "question": r["spec"]["question"], "data set": r["spec"]["dataset"],
+               "preset": r["spec"].get("preset") or "custom",
+               "state": f"{ui.STATE_ICON.get(r['status'].get('state'), '')} {r['status'].get('state')}",
+               "test loss": _loss(r), "created": _when(r["status"].get("created")),
+               "reason": r["status"].get("reason", "")} for r in shown], hide_index=True, width="stretch")
+
+# ----------------------------------------------------------------------------------------------- compare
+st.subheader("Compare runs")
+wanted = [i for i in st.query_params.get_all("compare") if i in by_id]
+if "runs:compare" not in st.session_state and wanted:
+    st.session_state["runs:compare"] = wanted
+picked = st.multiselect("Runs to compare (one question)", [r["id"] for r in shown] + [i for i in wanted if i not in
+                        {r["id"] for r in shown}], key="runs:compare", format_func=_label,
+                        placeholder="pick two or more runs")
+kinds = {by_id[i]["spec"]["question"] for i in picked}
+if len(kinds) > 1:
+    st.warning(f"These runs answer different questions ({', '.join(sorted(kinds))}); their losses are not in one "
+               "unit. Pick runs of one question.")
+elif picked:
+    c1, c2, c3 = st.columns([2, 1, 1])
+    weight = c1.slider("smoothing (train loss)", 0.0, 0.99, 0.6, 0.01, key="runs:smooth",
+                       help="exponential moving average of the per-minibatch train loss; 0 = raw")
+    x = c2.radio("x axis", ["epoch", "seconds"], horizontal=True, key="runs:x")
+    log_y = c3.checkbox("log scale", key="runs:log")
+    series = [(rid, compare.series(store, rid)) for rid in picked]
+    unit = next((s.unit for _, s in series if s.unit), "nats")
+    st.plotly_chart(viz.compare_curves(series, weight, x, unit, log_y=log_y), key="runs:compare:chart")
+    rows, differ = compare.settings_table([store.spec(rid) for rid in picked], picked)
+    st.markdown("**Settings** (rows that differ are highlighted)")
+    import pandas as pd
+
+    table = pd.DataFrame(rows).set_index("setting")
+    st.dataframe(table.style.apply(lambda row: ["background-color: #fff3bf" if row.name in differ else ""] * len(row),
+                                   axis=1), width="stretch")
+    finals = [(rid, ui.final_grid(rid)) for rid in picked]
+    finals = [(rid, g) for rid, g in finals if g is not None]
+    if finals:
+        st.markdown("**Final samples**")
+        for col, (rid, grid) in zip(st.columns(len(finals)), finals):
+            col.image(grid, caption=f"{rid} · {_loss(by_id[rid])}")
+
+# ----------------------------------------------------------------------------------------------- one run
+st.subheader("One run")
+ids = [r["id"] for r in runs]
+asked = st.query_params.get("run")
+run_id = st.selectbox("Open a run", ids, index=ids.index(asked) if asked in ids else 0, key="runs:pick",
+                      format_func=_label)
 spec = store.spec(run_id)
-st.json({"question": spec.question, "dataset": spec.dataset, "preset": spec.preset, "seed": spec.seed,
-         "hyperparameters": spec.hparams}, expanded=False)
-c1, c2 = st.columns(2)
+st.dataframe([{"setting": k, "value": str(v)} for k, v in
+              [("question", spec.question), ("data set", spec.dataset), ("preset", spec.preset or "custom"),
+               ("seed", spec.seed), *sorted(spec.hparams.items())]], hide_index=True)
 state = store.status(run_id).get("state")
-if c1.button("Cancel run", disabled=state not in ("queued", "running"), key="runs:cancel"):
-    st.toast(f"{store.cancel(run_id)}")
-if c2.button("Delete run", disabled=state in ("queued", "running"), key="runs:delete",
-             help="A queued or running run must be cancelled first."):
+if st.button("Delete run", disabled=state in ("queued", "running"), key="runs:delete",
+             help="A queued or running run must be cancelled first (its Cancel button is below)."):
     try:
         store.delete(run_id)
         st.rerun()
     except RuntimeError as e:
         st.error(str(e))
-ui.run_monitor(run_id, key="runs")
+ui.run_monitor(run_id, key="runs", compare_link=False, unit=get(spec.question).unit)
+ui.scrub(run_id, key="runs")
+ui.take_home(run_id, key="runs")

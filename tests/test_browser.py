@@ -1,5 +1,6 @@
 """The real app in headless Chromium: open Q1, press Train, see the live curve appear."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -100,9 +101,34 @@ def test_q6_deep_link_writes_captions_for_images(server, tmp_path):
         page.goto(server + "/q6_multimodal", wait_until="networkidle")
         page.get_by_role("heading", name="Q6 · Text + image").first.wait_for(timeout=60_000)
         page.get_by_role("button", name="Write captions").click(timeout=90_000)
-        page.get_by_text("truth:").nth(8).wait_for(timeout=90_000)   # nine captioned images
-        n = page.get_by_text("truth:").count()
+        written = page.get_by_text(re.compile(r"^\d/5 .*\(truth: "))     # nine captions, each scored
+        written.nth(8).wait_for(timeout=90_000)
+        n = written.count()
         shot = os.environ.get("ARLAB_SCREENSHOT") or str(tmp_path / "q6.png")
         page.screenshot(path=shot, full_page=True)
         browser.close()
     assert n == 9
+
+
+def test_a_shared_link_opens_with_the_same_settings_in_a_fresh_browser(server):
+    """Change a setting on the Q2 page; its URL now carries it; a fresh browser context opening that URL shows it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        first = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        first.goto(server + "/q2_pixelcnn", wait_until="networkidle")
+        epochs = first.get_by_role("spinbutton", name="epochs", exact=True)
+        epochs.wait_for(timeout=60_000)
+        epochs.fill("7")
+        epochs.press("Enter")
+        deadline = time.time() + 30
+        while "q2a.epochs=7" not in first.url and time.time() < deadline:
+            first.wait_for_timeout(250)
+        link = first.url
+        fresh = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()   # no shared state
+        fresh.goto(link, wait_until="networkidle")
+        fresh.get_by_text("restored from the link").first.wait_for(timeout=60_000)
+        value = fresh.get_by_role("spinbutton", name="epochs", exact=True).input_value()
+        browser.close()
+    assert "q2a.epochs=7" in link and value == "7"

@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from core import viz
+from core import compare, viz
 from core.engine import InvalidSpec, RunSpec, RunStore, default_root
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
+
+
+def plural(n: int, word: str) -> str:
+    """"1 sample", "2 samples"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @st.cache_resource
@@ -79,27 +84,89 @@ def with_choices(q, name: str, values):
     return qc
 
 
+# --------------------------------------------------------------------------------------------- links
+# A page's settings live in its URL, so a link carries them to a class and a reload restores the page:
+#   ?dataset=shapes&q2a.preset=quick&q2a.lr=0.003&q2a.seed=1&q2a.run=<run id>
+# (one prefix per question, as a page may hold two panels). Only settings that differ from the preset are written.
+# A bad value in a link gets the message its widget would give, and the default is used instead.
+def link_param(name: str) -> str | None:
+    return st.query_params.get(name)
+
+
+def _set_link(name: str, value) -> None:
+    if value is None:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != str(value):
+        st.query_params[name] = str(value)
+
+
+def _link_warn(what: str, msg: str):
+    st.warning(f"The link's {what}: {msg}; the default is used instead.", icon="🔗")
+
+
+def _from_link(f, raw: str):
+    """A field's value from its link text (raises ValueError with the widget's message)."""
+    if f.kind == "bool":
+        if raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if raw.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError("must be true or false")
+    return f.parse(raw)
+
+
 def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra_spec: dict | None = None) -> str | None:
-    """Preset picker + one widget per field (bounds in the help) + seed + Train.
+    """Preset picker + one widget per field (bounds in the help) + seed + Train, restored from the page's link and
+    written back to it (see "links" above).
 
     Out-of-range values get a message under their widget and nothing is launched. Returns the new run id.
     """
     key = key or f"{q.key}:{dataset}"
+    p = f"{q.key}."
     dev = device()
     presets = list(q.presets)
-    preset = st.radio("Preset", presets, index=presets.index(q.default_preset(dev)), horizontal=True,
+    link_preset, preset_index = link_param(p + "preset"), presets.index(q.default_preset(dev))
+    if link_preset is not None:
+        if link_preset in presets:
+            preset_index = presets.index(link_preset)
+        else:
+            _link_warn(f"preset {link_preset!r}", f"must be one of {', '.join(presets)}")
+    restored = [n for n in st.query_params if n.startswith(p)]
+    if restored and not st.session_state.get(f"{key}:link-note"):
+        st.session_state[f"{key}:link-note"] = True
+        st.info(f"Settings restored from the link ({', '.join(n[len(p):] for n in restored)}).", icon="🔗")
+    preset = st.radio("Preset", presets, index=preset_index, horizontal=True,
                       key=f"{key}:preset", help="homework = the notebook's settings (meant for a GPU); "
                                                  "quick = sized to learn visibly on a laptop CPU in minutes")
     values, slots = {}, {}
     cols = st.columns(columns)
     base = q.preset(preset)
+    from_link = link_preset == preset  # values in the link belong to the preset it names
     for i, f in enumerate(q.fields):
+        start = base[f.name]
+        raw = link_param(p + f.name) if from_link else None
+        if raw is not None:
+            try:
+                start = _from_link(f, raw)
+            except ValueError as e:
+                _link_warn(f"{f.title} ({raw!r})", str(e))
         with cols[i % columns]:
-            values[f.name] = _widget(f, base[f.name], key=f"{key}:{preset}:{f.name}")
+            values[f.name] = _widget(f, start, key=f"{key}:{preset}:{f.name}")
             slots[f.name] = st.empty()
     c1, c2 = st.columns([1, 3])
-    seed = c1.number_input("seed", value=0, step=1, key=f"{key}:seed")
+    seed0 = 0
+    if link_param(p + "seed") is not None:
+        try:
+            seed0 = int(link_param(p + "seed"))
+        except ValueError:
+            _link_warn(f"seed ({link_param(p + 'seed')!r})", "must be a whole number")
+    seed = c1.number_input("seed", value=seed0, step=1, key=f"{key}:seed")
     general = c2.empty()
+    _set_link(p + "preset", preset)
+    for f in q.fields:
+        _set_link(p + f.name, None if values[f.name] == base[f.name] else values[f.name])
+    _set_link(p + "seed", int(seed) or None)
     if st.button(f"Train {q.title}", type="primary", key=f"{key}:train", icon="▶️"):
         spec = RunSpec(question=q.key, dataset=dataset, hparams=values, seed=int(seed), device="auto",
                        preset=preset, **(extra_spec or {}))
@@ -112,17 +179,28 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
             st.warning("Nothing was launched: fix the values marked above.")
             return None
         st.session_state[f"{key}:run"] = run_id
+        _set_link(p + "run", run_id)
         st.toast(f"Queued run {run_id}")
         return run_id
     return None
 
 
 def current_run(q, dataset: str, key: str | None = None) -> str | None:
-    """The run this page shows: the one launched from here, else the newest on disk for this question and set."""
+    """The run this page shows: the one launched from here, else the one its link names (when it is of this
+    question and data set), else the newest on disk for this question and set."""
     key = key or f"{q.key}:{dataset}"
     rid = st.session_state.get(f"{key}:run")
     if rid and (store().root / rid).exists():
         return rid
+    asked = link_param(f"{q.key}.run")
+    if asked:
+        try:
+            spec = store().spec(asked)
+            if (spec.question, spec.dataset) == (q.key, dataset):
+                return asked
+        except (KeyError, OSError, ValueError):
+            pass
+        _link_warn(f"run {asked!r}", f"there is no such {q.key} run on {dataset} here")
     runs = store().list(question=q.key, dataset=dataset)
     return runs[0]["id"] if runs else None
 
@@ -186,7 +264,15 @@ def pick_dataset(titles: dict, key: str):
     the fetch command when real files are missing) if the set cannot be loaded."""
     from core import data
 
-    dataset = st.radio("Data set", list(titles), horizontal=True, format_func=titles.get, key=key)
+    options, index = list(titles), 0
+    asked = link_param("dataset")
+    if asked is not None:
+        if asked in titles:
+            index = options.index(asked)
+        else:
+            _link_warn(f"data set {asked!r}", f"this page has {', '.join(options)}")
+    dataset = st.radio("Data set", options, index=index, horizontal=True, format_func=titles.get, key=key)
+    _set_link("dataset", dataset)
     try:
         train, test = data.load(dataset)
     except Exception as e:  # MNIST not fetched yet, or a corrupt cache file: say so and stop here
@@ -221,6 +307,152 @@ def pairs_grid(images, captions, marks=None, ncols: int = 3, scale: int = 5):
                 col.image(rgb[i].repeat(scale, 0).repeat(scale, 1), caption=f"{mark}{captions[i]}")
 
 
+def _final_images(view: RunView):
+    """The run's final image artifact: "samples", else the first one marked final (Q6's panels, Q4a's pairs)."""
+    return next((a for a in view.artifacts if a.get("kind") == "images" and a["name"] == "samples"),
+                next((a for a in view.artifacts if a.get("kind") == "images" and a.get("final")), None))
+
+
+def final_grid(run_id: str, scale: int = 2):
+    """The run's final sample grid as an RGB array (its "samples" artifact, or the first final image artifact),
+    or None when it has none yet."""
+    import numpy as np
+
+    art = _final_images(read_run(run_id))
+    if art is None:
+        return None
+    imgs = np.load(store().dir(run_id) / art["npy"])
+    return viz.image_grid(imgs, ncols=10 if len(imgs) > 9 else 3, scale=scale)
+
+
+SCRUB_PLAY_SECONDS = 0.6   # how long "play" shows each epoch
+
+
+def scrub(run_id: str, key: str = ""):
+    """A slider (and a play button) over the run's per-epoch sample grids, with the test loss after that epoch;
+    re-read on every interaction, so it follows a run that is still going."""
+    view = read_run(run_id)
+    prefixes = compare.frame_prefixes(view.artifacts)
+    if not prefixes:
+        return
+    import numpy as np
+
+    with st.expander("⏪ Look back through training: the samples after every epoch", expanded=False):
+        names = {p: p.removesuffix("_epoch").replace("_", " ") for p in prefixes}
+        prefix = (st.radio("Which", prefixes, format_func=names.get, horizontal=True, key=f"scrub:{key}:{run_id}:p")
+                  if len(prefixes) > 1 else prefixes[0])
+        frames = compare.frames(view.artifacts, view.test, prefix)
+        epochs = [f["epoch"] for f in frames]
+        c1, c2 = st.columns([5, 1])
+        if len(epochs) > 1:
+            epoch = c1.select_slider("after epoch", epochs, value=epochs[-1], key=f"scrub:{key}:{run_id}:{prefix}")
+        else:
+            epoch = epochs[0]
+            c1.caption(f"One epoch so far ({epoch}); more appear as the run goes on.")
+        play = c2.button("▶ play", key=f"scrub:{key}:{run_id}:play", disabled=len(epochs) < 2)
+        holder = st.empty()
+        unit = (store().status(run_id).get("result") or {}).get("unit", "")
+
+        def show(f):
+            imgs = np.load(store().dir(run_id) / f["npy"])
+            loss = f" · test loss {f['test_loss']:.4f} {unit}".rstrip() if f["test_loss"] is not None else ""
+            with holder.container():
+                st.caption(f"after epoch {f['epoch']}{loss}")
+                if "captions" in f:
+                    pairs_grid(imgs, f["captions"], scale=3)
+                else:
+                    st.image(viz.image_grid(imgs, ncols=min(10, max(3, int(np.ceil(np.sqrt(len(imgs)))))), scale=4))
+
+        if play:
+            for f in frames:
+                show(f)
+                time.sleep(SCRUB_PLAY_SECONDS)
+        else:
+            show(frames[epochs.index(epoch)])
+
+
+NOTEBOOK_SNIPPET = """from core.homework import load_checkpoint
+model, config = load_checkpoint("{path}")   # the downloaded file, or "run:{rid}" on this server
+"""
+
+
+def take_home(run_id: str, key: str = ""):
+    """Downloads of a run: its curve (CSV), final samples (PNG), checkpoint (safetensors with its config), events
+    (JSON lines), and a snippet that loads the checkpoint in the notebook. Files are read only when asked for."""
+    d = store().dir(run_id)
+    spec = store().spec(run_id)
+    stem = f"{spec.question}-{spec.dataset}-{run_id}"
+    with st.expander("⬇️ Take it home: curve, samples, checkpoint, events", expanded=False):
+        cols = st.columns(4)
+        cols[0].download_button("curve (CSV)", lambda: compare.curve_csv(compare.series(store(), run_id)),
+                                file_name=f"{stem}-curve.csv", mime="text/csv", key=f"dl:{key}:{run_id}:csv")
+        art = _final_images(read_run(run_id))
+        png = d / (art["png"] if art else "samples.png")
+        cols[1].download_button("samples (PNG)", lambda: png.read_bytes(), file_name=f"{stem}-{png.name}",
+                                mime="image/png", key=f"dl:{key}:{run_id}:png", disabled=not png.exists(),
+                                help=None if png.exists() else "no final samples yet")
+        ckpt = d / "model.safetensors"
+        cols[2].download_button("checkpoint (safetensors)", lambda: ckpt.read_bytes(), file_name=f"{stem}.safetensors",
+                                mime="application/octet-stream", key=f"dl:{key}:{run_id}:ckpt",
+                                disabled=not ckpt.exists(), help=None if ckpt.exists() else "no checkpoint yet")
+        ev = d / "events.jsonl"
+        cols[3].download_button("events (JSON lines)", lambda: ev.read_bytes(), file_name=f"{stem}-events.jsonl",
+                                mime="application/jsonl", key=f"dl:{key}:{run_id}:events", disabled=not ev.exists())
+        if ckpt.exists():
+            st.markdown("**Use it in the notebook** (with this project on the path):")
+            st.code(NOTEBOOK_SNIPPET.format(path=f"{stem}.safetensors", rid=run_id), language="python")
+
+
+def next_token_panel(key: str, make_stepper, label_of, render, colors=None, max_top_k: int | None = None):
+    """Generation one token at a time (core.nexttoken.Stepper), for Q3, Q5 and Q6.
+
+    make_stepper() -> a fresh Stepper (called on "Start over", or when the page's model or prompt changed: pass a
+    new `key` then); label_of(token) -> its bar label; render(stepper, chosen) draws what is written so far (and may
+    mark where `chosen` goes); colors: an optional CSS colour per token for the bars. The bars are the sampler's
+    own probabilities for the next token, reshaped live by the temperature and top-k; the highlighted bar is the
+    token a draw picks (fixed noise per step, so moving the sliders shows how the pick would change)."""
+    holder = st.session_state.setdefault("_steppers", {})
+    if key not in holder:
+        holder.clear()   # one stepper per session: a new key (model, prompt) replaces the old one
+        holder[key] = make_stepper()
+    stepper = holder[key]
+    vocab = stepper.model.config.vocab_size
+    c1, c2, c3 = st.columns(3)
+    temperature = c1.slider("temperature", 0.0, 2.0, 1.0, 0.05, key=f"nt:{key}:temp",
+                            help="divides the logits before the softmax: watch the bars sharpen or flatten")
+    top_k = c2.number_input("top-k (0 = off)", 0, max_top_k or vocab, 0, 1, key=f"nt:{key}:topk",
+                            help="keep only the k most likely tokens, then renormalise")
+    seed = c3.number_input("seed", 0, 2**31 - 1, 0, 1, key=f"nt:{key}:seed")
+    b1, b2, b3, b4 = st.columns(4)
+    if b4.button("Start over", key=f"nt:{key}:reset"):
+        holder[key] = stepper = make_stepper()
+    chosen = None if stepper.full else stepper.choice(temperature, top_k or None, int(seed))
+    go_one = b1.button("Draw the highlighted token", key=f"nt:{key}:one", disabled=stepper.full, type="primary")
+    go_ten = b2.button("Draw 10", key=f"nt:{key}:ten", disabled=stepper.full)
+    go_top = b3.button("Take the most likely", key=f"nt:{key}:top", disabled=stepper.full)
+    if go_one or go_ten or go_top:
+        for _ in range(10 if go_ten else 1):
+            if stepper.full:
+                break
+            pick = int(stepper.logits(top_k or None).argmax()) if go_top else stepper.choice(
+                temperature, top_k or None, int(seed))
+            stepper.push(pick)
+        chosen = None if stepper.full else stepper.choice(temperature, top_k or None, int(seed))
+    left, right = st.columns([1, 2])
+    with left:
+        render(stepper, chosen)
+    with right:
+        if stepper.full:
+            st.info("The sequence is complete. Start over to write another.")
+        else:
+            probs = stepper.probs(temperature, top_k or None).cpu().numpy()
+            labels = [label_of(i) for i in range(len(probs))]
+            st.plotly_chart(viz.next_token_bars(probs, labels, chosen, colors), key=f"nt:{key}:bars")
+            st.caption(f"Step {stepper.step + 1}: the {min(20, int((probs > 0).sum()))} most likely next tokens. "
+                       f"Highlighted: the one a draw picks — {labels[chosen]!r}, probability {probs[chosen]:.3f}.")
+    return stepper
+
+
 def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: str = "nats/dim"):
     """The finished run's headline: final test loss (with its distance to the course's reference), one more
     number of the question's choosing (label, text), and the training time."""
@@ -241,8 +473,9 @@ STATUS_EVERY, BODY_EVERY = 2.0, 10.0
 
 
 def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_curve: bool = True, key: str = "",
-                body_every: float = BODY_EVERY):
-    """Status, cancel, the live curve and `extra(view, status)` for the question's own views; polls while active."""
+                body_every: float = BODY_EVERY, compare_link: bool = True):
+    """Status, cancel, the live curve and `extra(view, status)` for the question's own views; polls while active.
+    compare_link: a link to the Runs page with this run picked for comparing."""
     if not run_id:
         st.info("No run yet: pick a preset and press Train.")
         return
@@ -296,3 +529,6 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
 
     _status()
     _body()
+    if compare_link:
+        st.page_link("pages/runs.py", label="Compare this run with others, scrub through it, download it",
+                     icon="📈", query_params={"compare": run_id, "run": run_id})

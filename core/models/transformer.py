@@ -204,6 +204,29 @@ def forbid(*ids):
     return hook
 
 
+def draw_logits(logits, step: int, tokens, top_k: int | None = None, logits_hook=None):
+    """What the sampler draws the next token from, before the temperature: the model's logits (as float32), with
+    all but the top_k set to -inf, then the logits hook. The draw is from softmax(draw_logits / temperature)
+    (argmax at temperature 0); `draw_probs` gives those probabilities, the same numbers the sampler uses."""
+    logits = logits.float()
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if logits_hook is not None:
+        logits = logits_hook(step, tokens, logits)
+    return logits
+
+
+def draw_probs(logits, temperature: float = 1.0):
+    """The probabilities a draw at this temperature has over the tokens, from draw_logits (0 = greedy: all on the
+    argmax)."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+    return (logits / temperature).softmax(-1)
+
+
 def gumbel_noise(steps: int, n: int, vocab: int, generator=None, device=None):
     """The random numbers a sampling run uses: (steps, n, vocab) Gumbel(0, 1) noise, drawn in one go on the
     generator's device (so a CPU generator gives the same samples on any device), then moved to `device`.
@@ -264,12 +287,7 @@ def sample(model: Transformer, n: int, length: int, prefix=None, use_cache: bool
             logits = model(tokens[:, :t], cache=cache)[:, -1]  # prefill
         else:
             logits = model.step(tokens[:, t - 1], cache)
-        logits = logits.float()
-        if top_k is not None and top_k < cfg.vocab_size:
-            kth = logits.topk(top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if logits_hook is not None:
-            logits = logits_hook(s, tokens[:, :t], logits)
+        logits = draw_logits(logits, s, tokens[:, :t], top_k, logits_hook)
         if noise is None:
             tokens[:, t] = logits.argmax(-1)
         else:

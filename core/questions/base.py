@@ -209,8 +209,10 @@ class Question:
                 clean[f.name] = f.parse(hp.get(f.name, f.default))
             except ValueError as e:
                 errors[f.name] = str(e)
-        if not errors:
-            errors.update(self.check(clean, dataset))
+        # cross-field checks too, at once (with defaults standing in for values that failed), so a learner sees
+        # every problem in one go; a field keeps its own range message when it has one
+        cross = self.check({**self.defaults(), **clean}, dataset)
+        errors.update({k: v for k, v in cross.items() if k not in errors})
         if errors:
             raise InvalidHyperparameters(errors)
         return clean

@@ -121,8 +121,10 @@ def generate(model, config: dict, n: int, seed: int = 0, use_cache: bool = True,
     return (images, times) if return_times else images
 
 
-def complete(model, config: dict, images, keep_rows: int | None = None, seed: int = 0) -> np.ndarray:
-    """Keep the top `keep_rows` rows (default: half) of each image and sample the rest -> (N,H,W,C) uint8."""
+def complete(model, config: dict, images, keep_rows: int | None = None, seed: int = 0,
+             step_callback=None) -> np.ndarray:
+    """Keep the top `keep_rows` rows (default: half) of each image and sample the rest -> (N,H,W,C) uint8.
+    step_callback(step, tokens, seconds): after every pixel drawn (the sampler's; a progress bar)."""
     images = np.asarray(images)
     H, W, C = config["image_shape"]
     if images.shape[1:] != (H, W, C):
@@ -132,8 +134,16 @@ def complete(model, config: dict, images, keep_rows: int | None = None, seed: in
         raise ValueError(f"keep_rows must be in 0..{H - 1}")
     prefix = encode(images).long()[:, : 1 + keep * W]  # <bos> + the kept rows
     toks = sample(model, len(images), (H - keep) * W, prefix=prefix.to(next(model.parameters()).device),
-                  generator=_generator(model, seed), logits_hook=forbid(config["bos"]))
+                  generator=_generator(model, seed), logits_hook=forbid(config["bos"]), step_callback=step_callback)
     return decode(toks[:, 1:], (H, W, C))
+
+
+def stepper(model, config: dict):
+    """Drawing an image one pixel at a time with the sampler's own probabilities (the page's step-by-step view):
+    a core.nexttoken.Stepper from <bos>, <bos> never drawn."""
+    from ..nexttoken import Stepper
+
+    return Stepper(model, [config["bos"]], logits_hook=forbid(config["bos"]))
 
 
 @torch.no_grad()
@@ -375,7 +385,8 @@ class RaceQ(Question):
             if len(buf[name]) >= chunk or step == steps - 1 or time.time() - last[0] > 2.0:
                 flush(name, step)
                 done = step + 1 + (steps if name == "cached" else 0)
-                ctx.progress(done / (2 * steps), f"{name} sampler: step {step + 1} of {steps}")
+                ctx.progress(done / (2 * steps), f"step {done} of {2 * steps} in all ({name} sampler: step "
+                                                 f"{step + 1} of {steps})")
 
         try:
             with full_float32():

@@ -85,7 +85,7 @@ def prepare_prompt(tok: CharTokenizer, prompt: str, context: int):
     return ids, notices
 
 
-def _poem_hook(tok, ended_before):
+def poem_hook(tok, ended_before):
     """Never write <bos>; once a sample has written <eos> (in this call or before: ended_before (n,) bool),
     only <eos> (the poem has ended)."""
     no_bos = forbid(tok.bos)
@@ -100,9 +100,10 @@ def _poem_hook(tok, ended_before):
 
 
 def generate_ids(model, tok, n: int, length: int, prefix, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, on_step=None) -> torch.Tensor:
     """n samples of `length` new tokens after `prefix` (ids), sliding the window past the context.
-    -> (n, len(prefix) + length) ids; after a sample's first <eos> every id is <eos>."""
+    -> (n, len(prefix) + length) ids; after a sample's first <eos> every id is <eos>.
+    on_step(i): called after the i-th new token (0-based) of every sample is drawn (a progress bar)."""
     T = model.config.block_size
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)  # a CPU generator: the same samples on any device
@@ -113,9 +114,11 @@ def generate_ids(model, tok, n: int, length: int, prefix, temperature: float = 1
     while todo > 0 and not (out == tok.eos).any(1).all():
         step = min(todo, max(T // 2, T - out.shape[1]))  # new tokens this round
         keep = min(out.shape[1], T - step)                # tokens of context they see
-        hook = _poem_hook(tok, (out == tok.eos).any(1))   # an <eos> that slid out of view still ends its sample
+        hook = poem_hook(tok, (out == tok.eos).any(1))   # an <eos> that slid out of view still ends its sample
+        done = length - todo
         new = sample(model, n, step, prefix=out[:, -keep:], generator=gen, temperature=temperature,
-                     top_k=top_k, logits_hook=hook)[:, keep:]
+                     top_k=top_k, logits_hook=hook,
+                     step_callback=None if on_step is None else (lambda s, *_: on_step(done + s)))[:, keep:]
         out = torch.cat([out, new], 1)
         todo -= step
     if todo > 0:  # every sample ended early: pad with <eos>
@@ -123,12 +126,21 @@ def generate_ids(model, tok, n: int, length: int, prefix, temperature: float = 1
     return out
 
 
+def stepper(model, tok: CharTokenizer, prompt: str = ""):
+    """Writing one character at a time with the sampler's own probabilities and rules (never <bos>; after <eos>
+    only <eos>): a core.nexttoken.Stepper after <bos> + the prompt (cut as `generate` cuts it)."""
+    from ..nexttoken import Stepper
+
+    ids, _ = prepare_prompt(tok, prompt, model.config.block_size)
+    return Stepper(model, ids, logits_hook=poem_hook(tok, torch.zeros(1, dtype=torch.bool)))
+
+
 def generate(model, tok, n: int = N_FINAL, length: int = FINAL_LEN, prompt: str = "", temperature: float = 1.0,
-             top_k: int | None = None, seed: int = 0) -> tuple[list[str], list[str]]:
+             top_k: int | None = None, seed: int = 0, on_step=None) -> tuple[list[str], list[str]]:
     """-> (n texts, notices). Each text is the (possibly truncated) prompt + up to `length` new characters,
-    cut at <eos>."""
+    cut at <eos>. on_step(i): after each new character (see generate_ids)."""
     prefix, notices = prepare_prompt(tok, prompt, model.config.block_size)
-    ids = generate_ids(model, tok, n, length, prefix, temperature, top_k, seed)
+    ids = generate_ids(model, tok, n, length, prefix, temperature, top_k, seed, on_step)
     used = tok.decode(prefix)
     return [used + tok.decode(row[len(prefix):]) for row in ids.cpu()], notices
 

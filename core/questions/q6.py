@@ -238,6 +238,14 @@ def unconditional(model, vocab: Vocab, n: int, seed: int = 0, temperature: float
             (seqs[:, 1] == vocab.eoi).numpy())
 
 
+def stepper(model, vocab: Vocab, prefix):
+    """Writing one token at a time under the same modality rule (`constrain`), with the sampler's own
+    probabilities: a core.nexttoken.Stepper after `prefix` (e.g. <bos> <end of text> 49 codes <end of image>)."""
+    from ..nexttoken import Stepper
+
+    return Stepper(model, prefix, logits_hook=constrain(vocab))
+
+
 # ------------------------------------------------------------------------------------------------ agreement
 def parse(caption: str) -> dict | None:
     """"<modifier> <colour> <digit> on <modifier> <colour>" -> {fg: (m, c), digit, bg: (m, c)}; None if it does not

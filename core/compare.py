@@ -1,0 +1,113 @@
+"""Comparing runs and looking back through one: what the Runs page's compare view and a run's scrubber show.
+
+    s = series(store, run_id)        # its losses with epochs and wall-clock seconds, read from its events
+    smooth(s.train, 0.9)             # exponential moving average (the compare chart's smoothing slider)
+    settings_table([spec, ...])      # one row per hyperparameter, which differ
+    frames(artifacts, tests)         # a run's per-epoch sample grids, in order, with the test loss at each epoch
+    curve_csv(s)                     # the curve as CSV (step, epoch, seconds, train / test loss)
+
+No Streamlit here; the pages draw what these return.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Series:
+    run_id: str
+    unit: str = ""
+    steps_per_epoch: float | None = None
+    train: list = field(default_factory=list)        # loss of every minibatch
+    train_epoch: list = field(default_factory=list)  # its epoch (fractional)
+    train_t: list = field(default_factory=list)      # its seconds since the run started
+    test: list = field(default_factory=list)         # test loss before training and after every epoch
+    test_t: list = field(default_factory=list)
+
+
+def series(store, run_id: str) -> Series:
+    """A run's losses with an epoch and a wall-clock time for each (seconds since its first event)."""
+    events, _ = store.events(run_id)
+    status = store.status(run_id)
+    s = Series(run_id, (status.get("result") or {}).get("unit") or "")
+    t0 = events[0]["t"] if events and "t" in events[0] else 0.0
+    for ev in events:
+        kind = ev.get("type")
+        if kind == "start":
+            s.steps_per_epoch = ev.get("steps_per_epoch")
+        elif kind == "train":
+            s.train.append(ev["loss"])
+            s.train_epoch.append(ev.get("epoch", len(s.train)))
+            s.train_t.append(ev.get("t", t0) - t0)
+        elif kind == "test":
+            s.test.append(ev["loss"])
+            s.test_t.append(ev.get("t", t0) - t0)
+    return s
+
+
+def smooth(values, weight: float) -> np.ndarray:
+    """Exponential moving average with debiasing (as TensorBoard's slider): weight 0 = raw, 0.99 = very smooth."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing must lie in [0, 1); got {weight}")
+    v = np.asarray(values, float)
+    out, avg = np.empty_like(v), 0.0
+    for i, x in enumerate(v):
+        avg = weight * avg + (1 - weight) * x
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+def settings_table(specs: list, labels: list[str]) -> tuple[list[dict], set]:
+    """Rows {setting, <label>: value ...} for the data set, preset, seed and every hyperparameter of these runs,
+    and the set of settings whose values differ between them."""
+    keys = ["dataset", "preset", "seed"] + sorted({k for sp in specs for k in sp.hparams})
+    rows, differ = [], set()
+    for k in keys:
+        vals = [getattr(sp, k) if k in ("dataset", "preset", "seed") else sp.hparams.get(k) for sp in specs]
+        if len({repr(v) for v in vals}) > 1:
+            differ.add(k)
+        rows.append({"setting": k, **{lab: "—" if v is None else str(v) for lab, v in zip(labels, vals)}})
+    return rows, differ
+
+
+def frames(artifacts: list, tests: list, prefix: str = "samples_epoch") -> list[dict]:
+    """A run's per-epoch image artifacts named prefix<N> (from its artifact events), in epoch order, each with the
+    test loss after that epoch (tests: the test losses so far, epoch 0 first) when known:
+    [{epoch, name, npy, test_loss, captions?}]. Grows while the run goes on."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    out = {}
+    for ev in artifacts:
+        m = pattern.match(ev.get("name", ""))
+        if m and ev.get("kind") == "images":
+            e = int(m.group(1))
+            out[e] = {"epoch": e, "name": ev["name"], "npy": ev["npy"],
+                      "test_loss": tests[e] if e < len(tests) else None,
+                      **({"captions": ev["captions"]} if "captions" in ev else {})}
+    return [out[e] for e in sorted(out)]
+
+
+def frame_prefixes(artifacts: list) -> list[str]:
+    """The per-epoch image series a run keeps ("samples_epoch", Q4a's "recon_epoch", Q6's two, ...)."""
+    found = []
+    for ev in artifacts:
+        m = re.match(r"(.+_epoch)\d+$", ev.get("name", ""))
+        if m and ev.get("kind") == "images" and m.group(1) not in found:
+            found.append(m.group(1))
+    return found
+
+
+def curve_csv(s: Series) -> str:
+    """The curve as CSV: one row per minibatch (kind=train) and per test evaluation (kind=test)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["kind", "step", "epoch", "seconds", f"loss ({s.unit or 'nats'})"])
+    for i, (loss, ep, t) in enumerate(zip(s.train, s.train_epoch, s.train_t), 1):
+        w.writerow(["train", i, f"{ep:.6g}", f"{t:.3f}", repr(float(loss))])
+    for ep, (loss, t) in enumerate(zip(s.test, s.test_t)):
+        w.writerow(["test", "", ep, f"{t:.3f}", repr(float(loss))])
+    return buf.getvalue()

@@ -1,0 +1,124 @@
+"""Comparing runs, scrubbing through one, taking it home: core.compare and the Runs page (AppTest)."""
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import compare
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def finished_run(runs_dir, question, dataset, hp):
+    from core.engine import worker
+    from core.lab import RunSpec, store as RunStore
+    from core.questions import get
+
+    rid = RunStore(runs_dir).submit(RunSpec(question, dataset, {**get(question).preset("quick"), **hp},
+                                            preset="quick"), start=False)
+    assert worker.main(str(runs_dir / rid)) == 0
+    return rid
+
+
+@pytest.fixture
+def two_q1_runs(runs_dir):
+    return [finished_run(runs_dir, "q1a", "1d-1", {"epochs": 3, "lr": lr}) for lr in (0.1, 0.02)]
+
+
+@pytest.fixture
+def q3_run(runs_dir):
+    """A tiny colour iGPT run with a 4-image preview after each of its 2 epochs."""
+    return finished_run(runs_dir, "q3b", "shapes-colored", {"d_model": 16, "heads": 2, "layers": 1, "epochs": 2,
+                                                             "data_fraction": 0.02, "preview_samples": 4})
+
+
+def test_smooth_is_a_debiased_moving_average():
+    assert compare.smooth([1.0, 3.0], 0.0).tolist() == [1.0, 3.0]
+    assert compare.smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])   # no pull towards 0
+    s = compare.smooth([0.0, 10.0], 0.5)
+    assert s[1] == pytest.approx((0.5 * 0.5 * 0 + 0.5 * 10) / (1 - 0.25))
+    with pytest.raises(ValueError):
+        compare.smooth([1.0], 1.0)
+
+
+def test_series_settings_and_csv_of_real_runs(two_q1_runs, runs_dir):
+    from core.lab import store as RunStore
+
+    store = RunStore(runs_dir)
+    s = compare.series(store, two_q1_runs[0])
+    assert len(s.test) == 4 and len(s.train) == len(s.train_t) == len(s.train_epoch) > 0
+    assert s.unit == "nats/dim" and s.train_t == sorted(s.train_t) and s.train_epoch[-1] == pytest.approx(3)
+    rows, differ = compare.settings_table([store.spec(r) for r in two_q1_runs], two_q1_runs)
+    assert differ == {"lr"}
+    lr = next(r for r in rows if r["setting"] == "lr")
+    assert (lr[two_q1_runs[0]], lr[two_q1_runs[1]]) == ("0.1", "0.02")
+    table = list(csv.reader(io.StringIO(compare.curve_csv(s))))
+    assert table[0][-1] == "loss (nats/dim)"
+    assert sum(r[0] == "train" for r in table) == len(s.train) and sum(r[0] == "test" for r in table) == 4
+    assert float(table[-1][-1]) == s.test[-1]
+
+
+def test_frames_follow_the_epoch_artifacts():
+    arts = [{"kind": "images", "name": "samples_epoch2", "npy": "b.npy"},
+            {"kind": "images", "name": "samples_epoch1", "npy": "a.npy", "captions": ["x"]},
+            {"kind": "images", "name": "samples", "npy": "s.npy"},
+            {"kind": "images", "name": "recon_epoch1", "npy": "r.npy"}]
+    f = compare.frames(arts, [3.0, 2.0], "samples_epoch")
+    assert [(x["epoch"], x["npy"], x["test_loss"]) for x in f] == [(1, "a.npy", 2.0), (2, "b.npy", None)]
+    assert f[0]["captions"] == ["x"]
+    assert compare.frame_prefixes(arts) == ["samples_epoch", "recon_epoch"]
+
+
+def _runs_page(query=None):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/runs.py")
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_runs_page_compares_two_runs(two_q1_runs, runs_dir):
+    at = _runs_page()
+    before = len(at.get("plotly_chart"))
+    at.multiselect(key="runs:compare").set_value(two_q1_runs)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == before + 1                 # the overlaid curves
+    table = next(df.value for df in at.dataframe if df.value.index.name == "setting")
+    assert list(table.columns) == two_q1_runs and table.loc["lr"].tolist() == ["0.1", "0.02"]
+    assert not any("different questions" in w.value for w in at.warning)
+
+
+def test_a_compare_link_opens_the_runs_page_with_the_run_picked(two_q1_runs, runs_dir):
+    at = _runs_page({"compare": two_q1_runs[1], "run": two_q1_runs[1]})
+    assert at.multiselect(key="runs:compare").value == [two_q1_runs[1]]
+    assert at.selectbox(key="runs:pick").value == two_q1_runs[1]
+
+
+def test_scrubbing_changes_the_grid_shown_and_downloads_are_offered(q3_run, runs_dir, tmp_path):
+    at = _runs_page({"run": q3_run})
+    slider = at.select_slider(key=f"scrub:runs:{q3_run}:samples_epoch")
+    assert slider.value == 2
+    assert any(c.value.startswith("after epoch 2 · test loss") for c in at.caption)
+    slider.set_value(1)
+    at.run()
+    assert not at.exception
+    assert any(c.value.startswith("after epoch 1 · test loss") for c in at.caption)
+    assert not any(c.value.startswith("after epoch 2") for c in at.caption)
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"curve (CSV)", "samples (PNG)", "checkpoint (safetensors)", "events (JSON lines)"} <= labels
+    assert any("load_checkpoint" in c.value for c in at.code)
+    # the checkpoint it offers loads through the notebook's call, from a downloaded file
+    import shutil
+
+    from core.homework import load_checkpoint
+
+    path = tmp_path / "model.safetensors"
+    shutil.copy(runs_dir / q3_run / "model.safetensors", path)
+    model, config = load_checkpoint(str(path))
+    assert config["question"] == "q3b" and sum(p.numel() for p in model.parameters()) > 0
