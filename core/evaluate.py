@@ -27,9 +27,9 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
 
             return evaluate(model, loss, torch.as_tensor(test), batch_size, device)
         if q in ("q3a", "q3b"):
-            from .questions.q3 import encode, make_loss
+            from .questions.q3 import encode, pixel_loss
 
-            return evaluate(model, make_loss(test.shape[-1]), encode(test), batch_size, device)
+            return evaluate(model, pixel_loss, encode(test), batch_size, device)
         if q == "q4a":
             import torch.nn.functional as F
 

@@ -136,7 +136,7 @@ def q3_a(train_data, test_data, image_shape, dset_id, hp=None):
 
 def q3_b(train_data, test_data, image_shape, dset_id, hp=None):
     """iGPT on colour images (N,H,W,3) in {0..3}, one 64-value token per pixel: same returns as q3_a
-    (losses in nats per sub-pixel dimension = nats per token / 3)."""
+    (losses in nats per pixel token, the course's Q3b unit; an untrained model scores ln 64 = 4.16)."""
     from .questions.q3 import N_FINAL, generate
 
     t = _q3_train("q3b", train_data, test_data, image_shape, hp)

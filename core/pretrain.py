@@ -50,12 +50,14 @@ def pretrain(name: str, question: str, dataset: str, preset: str = "homework", o
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, out_dir / f"{name}.safetensors")
-    entry = {"name": name, "question": question, "dataset": dataset, "preset": preset,
+    label = preset if hp.get("epochs") == q.preset(preset).get("epochs") else f"{preset}, {hp.get('epochs')} epochs"
+    entry = {"name": name, "question": question, "dataset": dataset, "preset": label,
              "file": f"{name}.safetensors", "config": config, "hparams": store.spec(rid).hparams, "seed": seed,
              "test_loss": result.get("test_loss"), "epochs": hp.get("epochs"),
              "train_seconds": round(time.time() - t0, 1), "device": describe(pick_device(device)),
              "created": time.strftime("%Y-%m-%d"),
-             **{k: v for k, v in result.items() if k in ("metrics", "unit", "test_metrics")}}
+             "unit": result.get("unit") or q.unit,
+             **{k: v for k, v in result.items() if k in ("metrics", "test_metrics")}}
     checkpoints.add_to_manifest(entry, out_dir / "manifest.json")
     return entry
 

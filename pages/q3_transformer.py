@@ -22,9 +22,10 @@ st.markdown(
     "- **Tokens.** A binary pixel is token 0 or 1. A colour pixel (r, g, b), each in 0..3, is **one** token "
     "r·16 + g·4 + b of 64 values. A **<bos>** token (id 2, or 64 for colour) starts every image, so the first "
     "pixel is predicted from <bos> alone, and sampling starts from [<bos>].\n"
-    "- **Loss in nats per dimension.** The model pays one cross-entropy per pixel. A binary pixel is one "
-    "dimension; a colour pixel is three (r, g, b), so for colour we divide the nats per pixel by 3 — the "
-    "course's unit (the reference **0.0397** on binary shapes and **0.0541** on coloured shapes).\n"
+    "- **Loss in nats per pixel token**, the course's unit: the model pays one cross-entropy per pixel. A binary "
+    "pixel is one dimension (nats/dim; uniform guess ln 2 ≈ 0.69); a colour pixel is one token of 64 values "
+    "(nats/token; uniform guess ln 64 ≈ 4.16) — the references are **0.0397** on binary shapes and **0.0541** per "
+    "token on coloured shapes. (The Q2b PixelCNN reports colour per sub-pixel: divide by 3 to compare.)\n"
     "- **The KV cache (Q3c).** Drawing a pixel needs the keys and values of all earlier ones. Without a cache "
     "the whole prefix is run through the model again at every step; with one, a step computes Q, K, V for the "
     "new token only and reads the rest. Race both below.")
@@ -35,8 +36,8 @@ LEVELS = 2 if C == 1 else 4
 q = get("q3a" if C == 1 else "q3b")
 vocab, bos = q3.vocab(C)
 st.caption(f"{len(train):,} training and {len(test):,} test images of {H}x{W}x{C} · sequences of {H * W} pixel "
-           f"tokens + <bos> · vocabulary {vocab} · a uniform guess costs ln({vocab - 1}) / {C} = "
-           f"{np.log(vocab - 1) / C:.3f} nats/dim.")
+           f"tokens + <bos> · vocabulary {vocab} · a uniform guess costs ln({vocab - 1}) = "
+           f"{np.log(vocab - 1):.3f} {q.unit}.")
 
 
 def big(images, scale=6, ncols=10):
@@ -100,8 +101,10 @@ with tab_train:
         res = status.get("result")
         if res:
             ref = q.reference.get(dataset)
-            ui.result_metrics(res, ref, ("nats per pixel token", f"{res['nats_per_pixel']:.4f}") if C == 3
-                              else ("bits per dim", f"{res['bits_per_dim']:.4f}"))
+            unit = res.get("unit", q.unit)
+            per_sub = res.get("nats_per_subpixel")
+            ui.result_metrics(res, ref, ("nats per sub-pixel (as Q2b)", f"{per_sub:.4f}") if C == 3 and per_sub
+                              else ("bits per " + unit.split("/")[1], f"{res['bits_per_dim']:.4f}"), unit=unit)
             if ref:
                 st.caption("The reference was reached on the course's own data; ours is generated with the same "
                            "shapes and value ranges (see the Data sets page), so compare loosely.")
@@ -110,7 +113,7 @@ with tab_train:
                                                ncols=10 if final else int(np.ceil(np.sqrt(len(imgs))))),
                        note=" (drawn with the KV cache)")
 
-    ui.run_monitor(ui.current_run(q, dataset), extra=train_extra, key=q.key)
+    ui.run_monitor(ui.current_run(q, dataset), extra=train_extra, unit=q.unit, key=q.key)
 
 # ------------------------------------------------------------------------------------------------------- complete
 with tab_complete:

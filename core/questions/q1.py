@@ -21,7 +21,9 @@ COMMON = (
     Field("optimizer", "adam", choices=("adam", "adamw", "sgd")),
 )
 PRESETS = {
-    "homework": {},                                   # tuned: beats the course's reference on set 1
+    # chosen on a validation split of the TRAINING values (the last 20%), never on the test set, as the setting
+    # with the best mean rank over both models and both sets (bench/q1_tune.py, bench/RESULTS.md)
+    "homework": {"epochs": 60, "lr": 0.02},
     "quick": {"epochs": 10, "batch_size": 128, "lr": 0.1},
 }
 
