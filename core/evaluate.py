@@ -1,6 +1,7 @@
 """Recompute a shipped checkpoint's test loss on its full test set, in the unit its manifest entry records.
 
     recompute("q2a-shapes")    # -> 0.04052... nats/dim, to compare with the manifest's test_loss
+    recompute("q2a-shapes", images="new")   # only the test images that are not exactly in the training set
 
 The same losses the training loop reports (core.train.evaluate over the whole test set), so a match says the
 checkpoint, the data and the code agree.
@@ -13,7 +14,10 @@ from . import checkpoints, data, sources
 from .train import evaluate
 
 
-def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: bool = False) -> float:
+def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: bool = False,
+              images: str = "all") -> float:
+    """images (Q2/Q3 only): "all" test images, only the "new" ones (not exactly in the training set), or only the
+    "repeated" ones."""
     entries = checkpoints.find(name=name)
     if not entries:
         raise KeyError(f"no shipped checkpoint named {name!r}")
@@ -21,6 +25,11 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
     q, ds = e["question"], e["dataset"]
     model, config = sources.load(f"pretrained:{name}", device)
     test = data.load(ds)[1]
+    if images != "all":
+        if q not in ("q2a", "q2b", "q3a", "q3b") or images not in ("new", "repeated"):
+            raise ValueError(f"images must be all, new or repeated (new/repeated for Q2/Q3 only); got {images!r}")
+        rep = data.repeats(data.load(ds)[0], test)
+        test = test[rep if images == "repeated" else ~rep]
     with torch.no_grad():
         if q in ("q2a", "q2b"):
             from .models.pixelcnn import loss

@@ -54,6 +54,7 @@ def summary(name: str) -> dict:
                  channels=train.shape[-1])
         if name == "mnist-v2":
             s["captions"] = [out[2][i] for i in idx]
+        s["repeats"] = int(data.repeats(train, test).sum())
     return s
 
 
@@ -64,9 +65,13 @@ except data.DataNotFetched as e:  # a corrupt file, or a generator that needs MN
     st.code(e.command, language="bash")
     st.stop()
 
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.metric("Train", f"{s['n_train']:,}")
 c2.metric("Test", f"{s['n_test']:,}")
+if "repeats" in s:
+    c3.metric("Test images that repeat a training image", f"{s['repeats']:,} ({s['repeats'] / s['n_test']:.1%})",
+              help="exactly the same pixels as some training image; a test loss over them rewards memorising, so "
+                   "the Q2/Q3 pages give the shipped models' loss on the new images too")
 st.caption(f"Format: {meta['shape']}")
 
 if name == "poetry":

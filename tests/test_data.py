@@ -405,6 +405,9 @@ def test_data_sets_page_renders():
     for name in ("shapes", "1d-2"):
         at.selectbox(key="data:name").set_value(name).run()
         assert not at.exception and not at.error
+        if name == "shapes":   # how many test images repeat a training image (68.7% of the binary shapes)
+            m = next(m for m in at.metric if m.label.startswith("Test images that repeat"))
+            assert m.value.endswith("(68.7%)"), m.value
 
 
 def test_data_sets_page_names_the_fetch_command(empty_cache):
@@ -415,3 +418,31 @@ def test_data_sets_page_names_the_fetch_command(empty_cache):
     assert not at.exception
     assert any("not fetched" in w.value for w in at.warning)
     assert any(c.value == "python -m core.data fetch mnist" for c in at.code)
+
+
+def test_repeats_marks_test_images_that_occur_in_training():
+    from core.data import repeats
+
+    train = np.zeros((3, 2, 2, 1), np.uint8)
+    train[1, 0, 0, 0] = 1
+    test = np.zeros((4, 2, 2, 1), np.uint8)
+    test[1, 1, 1, 0] = 1          # new
+    test[2] = train[1]            # repeated
+    test[3, 0, 0, 0] = 2          # new
+    assert repeats(train, test).tolist() == [True, False, True, False]
+
+
+def test_shipped_shapes_models_give_the_loss_on_new_and_repeated_test_images():
+    """The manifest's split mixes back to the headline loss, and the new-image loss is recomputed from the checkpoint."""
+    from core import checkpoints
+    from core.evaluate import recompute
+
+    entries = [e for e in checkpoints.manifest() if e["dataset"] in ("shapes", "shapes-colored")]
+    assert entries and all("test_split" in e for e in entries)
+    for e in entries:
+        sp = e["test_split"]
+        mix = (sp["new"] * sp["n_new"] + sp["repeated"] * sp["n_repeated"]) / (sp["n_new"] + sp["n_repeated"])
+        assert mix == pytest.approx(e["test_loss"], rel=1e-4), e["name"]
+        assert sp["new"] > sp["repeated"], e["name"]      # remembered images are cheaper
+    e = checkpoints.find(name="q2a-shapes")[0]
+    assert recompute("q2a-shapes", images="new") == pytest.approx(e["test_split"]["new"], rel=1e-4)

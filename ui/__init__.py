@@ -453,6 +453,22 @@ def next_token_panel(key: str, make_stepper, label_of, render, colors=None, max_
     return stepper
 
 
+def shipped_split(question: str, dataset: str):
+    """For a set whose test images partly repeat training images (shapes): the shipped model's test loss on all
+    test images, on the new ones and on the repeated ones (manifest "test_split"), as a caption."""
+    from core import sources
+
+    for e in sources.shipped(question, dataset):
+        sp = e.get("test_split")
+        if sp:
+            unit = e.get("unit", "")
+            st.caption(f"Shipped `{e['name']}`: test loss {e['test_loss']:.4f} {unit} on all "
+                       f"{sp['n_new'] + sp['n_repeated']:,} test images, **{sp['new']:.4f}** on the {sp['n_new']:,} "
+                       f"that are not in the training set, {sp['repeated']:.4f} on the {sp['n_repeated']:,} that "
+                       "repeat a training image exactly (remembered images are cheap; the new ones say how well it "
+                       "generalises).")
+
+
 def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: str = "nats/dim"):
     """The finished run's headline: final test loss (with its distance to the course's reference), one more
     number of the question's choosing (label, text), and the training time."""

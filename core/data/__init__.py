@@ -44,6 +44,21 @@ SETS = {
 }
 
 
+def repeats(train, test):
+    """(len(test),) bool: which test images occur exactly (every pixel) in the training images. Small generated
+    sets repeat: a test loss over them mixes remembered images and new ones."""
+    import hashlib
+
+    import numpy as np
+
+    def keys(x):
+        x = np.ascontiguousarray(x)
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in x.reshape(len(x), -1)]
+
+    seen = set(keys(train))
+    return np.array([k in seen for k in keys(test)], bool)
+
+
 def image_shape(name: str) -> tuple[int, int, int]:
     """(H, W, C) of an image set, read from its SETS entry (e.g. "(N,20,20,1) uint8 ...")."""
     import re
