@@ -211,7 +211,12 @@ def _lab():
     with c3:
         st.markdown("**Shrink and shake**")
         ks = sorted({2 ** i for i in range(int(math.log2(n_on)) + 1)} | {n_on})
-        k = st.select_slider("codebook size K", ks, value=n_on, key=f"q4:lab:k:{source}:{n_on}")
+        # the options change with the codes switched off, so the slider is a new widget then: start it where the
+        # learner left it ("all" stays all; a K stays that K, or the largest option below it)
+        last = st.session_state.get(f"q4:lab:klast:{source}", "all")
+        start = n_on if last == "all" else max([o for o in ks if o <= last] or [ks[0]])
+        k = st.select_slider("codebook size K", ks, value=start, key=f"q4:lab:k:{source}:{n_on}")
+        st.session_state[f"q4:lab:klast:{source}"] = "all" if k == n_on else k
         scale = st.slider("perturb the codes: noise scale", 0.0, 2.0, 0.0, 0.05, key="q4:lab:scale",
                           help="Gaussian noise added to every code vector, in units of the codebook's rms entry")
         pseed = st.number_input("noise seed", 0, 10**6, 0, key="q4:lab:pseed")
@@ -229,7 +234,7 @@ def _lab():
     x = test[np.random.default_rng(int(seed)).choice(len(test), int(count), replace=False)]
     z = tok.encode(x)
     idx = edited.quantize_latents(z).cpu().numpy()
-    rows = [("originals", x, 4), (f"their 7×7 tokens with your codebook (one colour per code index)",
+    rows = [("originals", x, 4), ("their 7×7 tokens with your codebook (one colour per code index)",
                                   q4.token_picture(idx, edited.n_embeddings), 256),
             (f"reconstructions with your codebook (K = {edited.n_active})", q4.to_images(edited.decode(idx)), 4),
             (f"reconstructions with the trained codebook (K = {K})",

@@ -247,6 +247,13 @@ def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained)
     assert metric("codes in use") == f"4 / {K}" and metric("bits per image") == "98"
     assert float(metric("test MSE")) > full_mse
     assert any(c.label.startswith("tokenizer") for c in at.selectbox)  # the q4b form offers the finished run
+    # switching a code off keeps the K the learner chose (the slider is rebuilt with new options)
+    off = next(m for m in at.multiselect if m.label == "the most-used codes")
+    off.set_value([off.options[0] if isinstance(off.options[0], int) else int(off.options[0].split()[1])])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(next(m for m in at.multiselect if m.label == "the most-used codes").value) == 1
+    assert next(s for s in at.select_slider if s.label == "codebook size K").value == 4
 
 
 def test_tokenizer_tab_launches_a_run(runs_dir, no_pretrained):
