@@ -28,9 +28,8 @@ st.markdown(
     "- **(b) Token transformer** — the Q3 transformer on the token grids; loss in nats per token "
     f"(≈ ln 1025 ≈ 6.93 before training; the course reached {REFERENCE} on its colored MNIST).")
 
-dataset = st.radio("Data set", q4.DATASETS, horizontal=True, key="q4:dataset",
-                   format_func=lambda n: {"mnist-colored": "colored MNIST — textured backgrounds",
-                                          "mnist-v2": "colored MNIST v2 — solid colours"}[n])
+dataset = ui.dataset_radio({"mnist-colored": "colored MNIST — textured backgrounds",
+                            "mnist-v2": "colored MNIST v2 — solid colours"}, key="q4:dataset")
 tab_a, tab_lab, tab_b = st.tabs(["(a) Tokenizer", "🔬 Codebook lab", "(b) Token transformer"])
 
 

@@ -49,3 +49,13 @@ def test_changing_a_setting_writes_it_into_the_link(runs_dir):
     at.run()
     assert at.query_params["q2a.epochs"] == "2"
     assert "q2a.lr" not in at.query_params            # only what differs from the preset
+
+
+def test_the_q4_page_takes_its_data_set_from_the_link(runs_dir):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/q4_vq.py")
+    at.query_params["dataset"] = "mnist-v2"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="q4:dataset").value == "mnist-v2"

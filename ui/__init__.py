@@ -259,11 +259,8 @@ def curve(view: RunView, unit: str = "nats/dim", title: str = ""):
                           max_points=LIVE_POINTS)
 
 
-def pick_dataset(titles: dict, key: str):
-    """A data-set radio and its (train, test) arrays; stops the page with the loader's message (which names
-    the fetch command when real files are missing) if the set cannot be loaded."""
-    from core import data
-
+def dataset_radio(titles: dict, key: str) -> str:
+    """A data-set radio that starts from the page's link and writes its choice back to it."""
     options, index = list(titles), 0
     asked = link_param("dataset")
     if asked is not None:
@@ -273,6 +270,15 @@ def pick_dataset(titles: dict, key: str):
             _link_warn(f"data set {asked!r}", f"this page has {', '.join(options)}")
     dataset = st.radio("Data set", options, index=index, horizontal=True, format_func=titles.get, key=key)
     _set_link("dataset", dataset)
+    return dataset
+
+
+def pick_dataset(titles: dict, key: str):
+    """A data-set radio (in the link) and its (train, test) arrays; stops the page with the loader's message (which
+    names the fetch command when real files are missing) if the set cannot be loaded."""
+    from core import data
+
+    dataset = dataset_radio(titles, key)
     try:
         train, test = data.load(dataset)
     except Exception as e:  # MNIST not fetched yet, or a corrupt cache file: say so and stop here
