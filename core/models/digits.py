@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from core.models import evaluating
+
 
 def shape_map(images) -> torch.Tensor:
     """(N,28,28,3) ints 0..3 (or decoder floats) -> (N,1,28,28) floats in 0..1: each pixel's L1 distance from the
@@ -42,8 +44,8 @@ class DigitClassifier(nn.Module):
     @torch.no_grad()
     def predict(self, images, batch_size: int = 1000) -> np.ndarray:
         """(N,28,28,3) images -> (N,) predicted digits."""
-        self.eval()
         device = next(self.parameters()).device
-        out = [self(shape_map(images[i:i + batch_size]).to(device)).argmax(1).cpu()
-               for i in range(0, len(images), batch_size)]
+        with evaluating(self):
+            out = [self(shape_map(images[i:i + batch_size]).to(device)).argmax(1).cpu()
+                   for i in range(0, len(images), batch_size)]
         return torch.cat(out).numpy() if out else np.zeros(0, np.int64)

@@ -16,9 +16,14 @@ state_dict moves between them unchanged (p = k // 2):
 A layer may apply a ReLU to its input first (relu_input=True); the fast version then writes relu(x) straight
 into the top-padded buffer (one pass instead of a ReLU and a copy).
 A step mode (used by the fast sampler) computes the output at a single position (r, c) from a cache of the
-layer's input, so drawing one pixel costs one position per layer instead of a whole image.
+layer's input, so drawing one pixel costs one position per layer instead of a whole image. The caches live in a
+StepState made current (a context variable) for the sampling call only: nothing changes on the modules, so one
+served model can be sampled by many sessions (threads) at once.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -41,10 +46,28 @@ def mask_array(kind: str, k: int) -> np.ndarray:
 
 
 class StepState:
-    """What every MaskedConv2d of one net in step mode shares: the position (r, c) being computed, and
-    whether known top rows are being filled in (a normal forward that also fills the caches)."""
+    """One sampling call's step mode: the position (r, c) being computed, whether known top rows are being filled
+    in (a normal forward that also fills the caches), and each layer's input cache and flattened cropped weight.
+    Layers read it only while it is current (`StepState.use`), in the calling thread alone."""
+    current: ContextVar["StepState | None"] = ContextVar("pixelcnn_step_state", default=None)
+
     def __init__(self):
         self.pos, self.filling = (0, 0), False
+        self.layers = {}                                    # MaskedConv2d -> (cache, weight)
+
+    def start(self, layer: "MaskedConv2d", n: int, H: int, W: int):
+        """A zero-padded cache of the layer's input for n images of size H x W (k > 1 only)."""
+        p = layer.kernel_size[0] // 2
+        cache = layer.weight.new_zeros(n, layer.in_channels, H + p, W + 2 * p)   # pad: top p, sides p
+        self.layers[layer] = (cache, layer.cropped_weight().reshape(layer.out_channels, -1))   # (Cout, Cin*(p+1)*k)
+
+    @contextmanager
+    def use(self):
+        token = StepState.current.set(self)
+        try:
+            yield self
+        finally:
+            StepState.current.reset(token)
 
 
 def _memory_format(x):
@@ -85,8 +108,6 @@ class MaskedConv2d(nn.Conv2d):
         self.kind, self.fast, self.relu_input = kind, fast, relu_input
         self.register_buffer("mask", torch.from_numpy(mask_array(kind, kernel_size)).float()[None, None],
                              persistent=False)  # (1, 1, k, k)
-        # step mode, only while sampling fast (k > 1): input cache, shared StepState, flattened cropped weight
-        self.step_cache = self.step_state = self.step_weight = None
 
     def extra_repr(self):
         return super().extra_repr() + f", kind={self.kind}, fast={self.fast}, relu_input={self.relu_input}"
@@ -99,8 +120,9 @@ class MaskedConv2d(nn.Conv2d):
         return self.weight[:, :, :p + 1] * self.mask[:, :, :p + 1]   # (Cout, Cin, p+1, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:      # (B, Cin, H, W) -> (B, Cout, H, W)
-        if self.step_cache is not None:
-            return self.step(x)
+        state = StepState.current.get()
+        if state is not None and self in state.layers:     # step mode: only within a fast sampling call
+            return self.step(x, state)
         return self.conv(x)
 
     def conv(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,22 +134,12 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(x, self.cropped_weight(), self.bias, padding=(0, p))
 
     # ------------------------------------------------------------------ step mode (incremental sampling)
-    def start_steps(self, n: int, H: int, W: int, state: StepState):
-        """Allocate a zero-padded cache of this layer's input for n images of size H x W (k > 1 only)."""
-        p = self.kernel_size[0] // 2
-        self.step_state = state
-        self.step_cache = self.weight.new_zeros(n, self.in_channels, H + p, W + 2 * p)   # pad: top p, sides p
-        self.step_weight = self.cropped_weight().reshape(self.out_channels, -1)          # (Cout, Cin*(p+1)*k)
-
-    def stop_steps(self):
-        self.step_cache = self.step_state = self.step_weight = None
-
-    def write(self, r: int, c: int, value: torch.Tensor):
+    def write(self, state: StepState, r: int, c: int, value: torch.Tensor):
         """Store what this layer convolves (its input, after the ReLU if relu_input) at (r, c): value (n, Cin)."""
         p = self.kernel_size[0] // 2
-        self.step_cache[:, :, r + p, c + p] = value
+        state.layers[self][0][:, :, r + p, c + p] = value
 
-    def step(self, x: torch.Tensor) -> torch.Tensor:
+    def step(self, x: torch.Tensor, state: StepState) -> torch.Tensor:
         """Step mode: x is the layer's input at (r, c) only: (n, Cin, 1, 1) -> output there (n, Cout, 1, 1).
 
         While filling (known top rows) x holds whole rows 0..R-1: they are stored and convolved normally.
@@ -136,13 +148,14 @@ class MaskedConv2d(nn.Conv2d):
         were computed at their own step, and the columns > c only meet masked-out (zero) taps.
         """
         p = self.kernel_size[0] // 2
+        cache, weight = state.layers[self]
         xr = F.relu(x) if self.relu_input else x              # what the convolution sees
-        if self.step_state.filling:
+        if state.filling:
             R, W = x.shape[2], x.shape[3]
-            self.step_cache[:, :, p:p + R, p:p + W] = xr
+            cache[:, :, p:p + R, p:p + W] = xr
             return self.conv(x)
-        r, c = self.step_state.pos
-        self.write(r, c, xr[:, :, 0, 0])
-        window = self.step_cache[:, :, r:r + p + 1, c:c + 2 * p + 1]     # (n, Cin, p+1, k)
-        out = F.linear(window.reshape(len(window), -1), self.step_weight, self.bias)   # (n, Cout)
+        r, c = state.pos
+        self.write(state, r, c, xr[:, :, 0, 0])
+        window = cache[:, :, r:r + p + 1, c:c + 2 * p + 1]    # (n, Cin, p+1, k)
+        out = F.linear(window.reshape(len(window), -1), weight, self.bias)   # (n, Cout)
         return out[:, :, None, None]

@@ -11,15 +11,20 @@ with an n_values-way softmax per pixel channel (binary data: a 2-way softmax). L
 Sampling: `sample(model, n, shape, generator)` draws pixel by pixel. fast=True (default) computes only what the
 next pixel needs: each masked conv keeps a cache of its input, and a step computes one position per layer
 (see MaskedConv2d.step). fast=False re-runs the whole net on the whole image for every pixel (the reference).
+The caches belong to the call (a StepState), never to the model, and a model already in eval mode is not switched:
+one shared (served) model may be sampled from many threads at once.
 Both draw from the same uniforms in the same order, so the same generator seed gives the same samples.
 """
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.models import evaluating
 from core.models.masked import MaskedConv2d, StepState, mask_array
 
 __all__ = ["PixelCNN", "Q2A", "Q2B", "check_args", "loss", "per_pixel_probs", "sample", "receptive_field",
@@ -156,7 +161,7 @@ def receptive_field_height(model: PixelCNN) -> int:
 # ----------------------------------------------------------------------------- sampling
 class _Full:
     """Reference: the whole net on the whole image for every pixel."""
-    def __init__(self, model, x, r0):
+    def __init__(self, model, x):
         self.model, self.x = model, x
 
     def prefix_logits(self, r0):
@@ -168,17 +173,18 @@ class _Full:
     def drawn(self, r, c):
         pass
 
-    def close(self):
-        pass
+    def active(self):
+        return nullcontext()
 
 
 class _Incremental:
-    """Fast: every masked kxk conv caches its input; a step computes the net at one position only."""
-    def __init__(self, model, x, r0):
+    """Fast: every masked kxk conv caches its input (in this call's StepState); a step computes the net at one
+    position only."""
+    def __init__(self, model, x):
         n, H, W, _ = x.shape
         self.model, self.x, self.state = model, x, StepState()
         for m in model.masked_convs():
-            m.start_steps(n, H, W, self.state)
+            self.state.start(m, n, H, W)
 
     def prefix_logits(self, r0):                            # a normal forward on the known rows fills the caches
         self.state.filling = True
@@ -192,11 +198,10 @@ class _Incremental:
         return self.model(self.x[:, r:r + 1, c:c + 1])[:, 0, 0]
 
     def drawn(self, r, c):                                  # the first (type A) layer's input is the image itself
-        self.model.first.write(r, c, self.model.embed(self.x[:, r:r + 1, c:c + 1])[:, :, 0, 0])
+        self.model.first.write(self.state, r, c, self.model.embed(self.x[:, r:r + 1, c:c + 1])[:, :, 0, 0])
 
-    def close(self):
-        for m in self.model.masked_convs():
-            m.stop_steps()
+    def active(self):                                       # the layers step only inside this (this thread only)
+        return self.state.use()
 
 
 @torch.inference_mode()
@@ -225,10 +230,8 @@ def sample(model: PixelCNN, n: int, shape, generator: torch.Generator | None = N
             raise ValueError(f"prefix must be (n={n}, R<={H}, W={W}, C={C}), got {tuple(prefix.shape)}")
         r0 = prefix.shape[1]
         x[:, :r0] = prefix
-    was_training = model.training
-    model.eval()
-    stepper = (_Incremental if fast else _Full)(model, x, r0)
-    try:
+    stepper = (_Incremental if fast else _Full)(model, x)
+    with evaluating(model), stepper.active():
         if r0 > 0:
             p0 = torch.softmax(stepper.prefix_logits(r0).float(), -1)
             if return_probs:
@@ -243,9 +246,6 @@ def sample(model: PixelCNN, n: int, shape, generator: torch.Generator | None = N
                     probs[:, r, c] = p
                 if on_pixel is not None:
                     on_pixel(r, c, x)
-    finally:
-        stepper.close()
-        model.train(was_training)
     return (x, probs) if return_probs else x
 
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.models import evaluating
+
 
 @dataclass
 class TransformerConfig:
@@ -270,31 +272,29 @@ def sample(model: Transformer, n: int, length: int, prefix=None, use_cache: bool
     if top_k is not None and not 1 <= top_k <= cfg.vocab_size:
         raise ValueError(f"top_k must be in [1, {cfg.vocab_size}], got {top_k}")
 
-    was_training = model.training
-    model.eval()
     tokens = torch.empty(n, t0 + length, dtype=torch.long, device=device)
     tokens[:, :t0] = prefix
     noise = gumbel_noise(length, n, cfg.vocab_size, generator, device) if temperature > 0 else None
     cache = KVCache(cfg, n, t0 + length, device, next(model.parameters()).dtype) if use_cache else None
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
-    for s in range(length):
-        t = t0 + s  # position of the token drawn in this step
-        start = time.perf_counter()
-        if not use_cache:
-            logits = model(tokens[:, :t])[:, -1]
-        elif s == 0:
-            logits = model(tokens[:, :t], cache=cache)[:, -1]  # prefill
-        else:
-            logits = model.step(tokens[:, t - 1], cache)
-        logits = draw_logits(logits, s, tokens[:, :t], top_k, logits_hook)
-        if noise is None:
-            tokens[:, t] = logits.argmax(-1)
-        else:
-            tokens[:, t] = ((logits if temperature == 1 else logits / temperature) + noise[s]).argmax(-1)
-        sync()
-        times.append(time.perf_counter() - start)
-        if step_callback is not None:
-            step_callback(s, tokens[:, : t + 1], times[-1])
-    model.train(was_training)
+    with evaluating(model):  # a served model is already in eval mode: left as it is (shared by threads)
+        for s in range(length):
+            t = t0 + s  # position of the token drawn in this step
+            start = time.perf_counter()
+            if not use_cache:
+                logits = model(tokens[:, :t])[:, -1]
+            elif s == 0:
+                logits = model(tokens[:, :t], cache=cache)[:, -1]  # prefill
+            else:
+                logits = model.step(tokens[:, t - 1], cache)
+            logits = draw_logits(logits, s, tokens[:, :t], top_k, logits_hook)
+            if noise is None:
+                tokens[:, t] = logits.argmax(-1)
+            else:
+                tokens[:, t] = ((logits if temperature == 1 else logits / temperature) + noise[s]).argmax(-1)
+            sync()
+            times.append(time.perf_counter() - start)
+            if step_callback is not None:
+                step_callback(s, tokens[:, : t + 1], times[-1])
     return (tokens, times) if return_times else tokens
