@@ -2,7 +2,7 @@
 
 It records the training loss of every minibatch and the test loss on the whole test set once before training
 and after every epoch (so `epochs + 1` values), all in nats/dim; it emits events, honours a cancel request
-between minibatches, and stops with a clear error on a non-finite loss.
+between minibatches and between evaluation batches, and stops with a clear error on a non-finite loss.
 
     loss_fn(model, batch) -> loss            # mean nats/dim over the batch, a scalar tensor
                           -> (loss, weight)  # or with the number of items it averages over (for ragged data)
@@ -18,10 +18,20 @@ import numpy as np
 import torch
 
 from .context import RunContext
+from .models import evaluating
 
 
 class RunCancelled(Exception):
-    """Raised between minibatches when the run was asked to stop."""
+    """Raised between minibatches (evaluation batches, sampling steps, ...) when the run was asked to stop."""
+
+
+def stop_check(ctx, phase: str):
+    """A check for loops and samplers' step callbacks (any arguments): raises RunCancelled("cancelled while
+    <phase>") once the run was asked to stop (ctx None: never)."""
+    def check(*_):
+        if ctx is not None and ctx.cancelled():
+            raise RunCancelled(f"cancelled while {phase}")
+    return check
 
 
 class NonFiniteLoss(RuntimeError):
@@ -100,20 +110,21 @@ def _split_loss(out):
     return out, None
 
 
-def evaluate(model, loss_fn, data, batch_size: int, device: str = "cpu") -> float:
-    """Mean loss over the whole data set, weighted by batch size (or by the weight loss_fn returns)."""
-    was_training = model.training
-    model.eval()
+def evaluate(model, loss_fn, data, batch_size: int, device: str = "cpu", ctx=None,
+             phase: str = "evaluating") -> float:
+    """Mean loss over the whole data set, weighted by batch size (or by the weight loss_fn returns); with a ctx it
+    stops between batches on a cancel request ("cancelled while <phase>")."""
+    check = stop_check(ctx, phase)
     total, weight = 0.0, 0.0
     n = _n(data)
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):
         for start in range(0, n, batch_size):
+            check()
             idx = torch.arange(start, min(start + batch_size, n), device=_device_of(data))
             loss, w = _split_loss(loss_fn(model, _take(data, idx, device)))
             w = len(idx) if w is None else w
             total += loss.item() * w
             weight += w
-    model.train(was_training)
     return total / max(weight, 1e-12)
 
 
@@ -165,7 +176,7 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     t0 = time.time()
 
     ctx.emit("start", steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, n_train=n, n_test=_n(test))
-    res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device))
+    res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device, ctx, "evaluating the untrained model"))
     ctx.emit("test", epoch=0, loss=res.test_losses[-1])
     step = 0
     for epoch in range(1, cfg.epochs + 1):
@@ -190,7 +201,7 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
             res.train_losses.append(loss.item())
             ctx.emit("train", step=step, epoch=step / steps_per_epoch, loss=res.train_losses[-1],
                      lr=opt.param_groups[0]["lr"])
-        res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device))
+        res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device, ctx, f"evaluating epoch {epoch}"))
         ctx.emit("test", epoch=epoch, loss=res.test_losses[-1])
         ctx.emit("epoch", epoch=epoch, seconds=time.time() - te)
         if on_epoch_end is not None:

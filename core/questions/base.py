@@ -12,7 +12,9 @@ A question is a small object (one module per question, a few questions per modul
     students                {data set: (lo, hi)}: the range students reached, where the course gives no reference
 
     hparams(hp, preset)     defaults <- preset <- hp, merged once, here
-    check(hp, dataset)      cross-field checks beyond the bounds -> {field: message}
+    check(hp, dataset)      cross-field checks beyond the bounds -> {field: message}; the base one refuses a run
+                            that needs more memory than one run may use here (an override merges it in)
+    memory(hp, dataset)     core.memory's estimate of what training needs (None: it trains nothing)
     load_data(dataset, hp, ctx) -> Data: the arrays (and anything else, e.g. a tokenizer) `train` needs
     train(data, hp, *, seed, device, ctx) -> Trained(model, config, result, extras)
                             the one signature every question has; usable in-process (ctx=None: the null context),
@@ -37,6 +39,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import memory as mem
 from ..context import RunContext  # noqa: F401 (the run-context interface, part of the contract)
 
 
@@ -173,6 +176,9 @@ class Question:
     unit: str = "nats/dim"
     reference: dict[str, float] = {}
     students: dict[str, tuple[float, float]] = {}   # {data set: (best, worst) final test loss students reached}
+    # the memory guard: the field a run too big for one worker is refused on (its batch; its width when the
+    # parameters alone are too many), and what the message says to lower
+    memory_fields: tuple[str, str, str] = ("batch_size", "batch_size", "batch size")
 
     # -- presets -----------------------------------------------------------------------------------------------
     def defaults(self) -> dict:
@@ -192,8 +198,15 @@ class Question:
 
     # -- validation ---------------------------------------------------------------------------------------------
     def check(self, hp: dict, dataset: str) -> dict[str, str]:
-        """Cross-field checks (override); return {field: message}."""
-        return {}
+        """Cross-field checks -> {field: message}. Here: the memory guard; an override merges it in
+        ({**super().check(hp, dataset), **its own}), so its own message wins on a field."""
+        if dataset not in self.datasets:
+            return {}
+        return mem.refuse(self.memory(hp, dataset), *self.memory_fields)
+
+    def memory(self, hp: dict, dataset: str) -> "mem.Estimate | None":
+        """What training needs (core.memory); None for a question that trains nothing."""
+        return None
 
     def validate(self, hp: dict, dataset: str) -> dict:
         """Clean every field (missing ones take defaults); raise InvalidHyperparameters listing every problem."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import memory
 from ..models.discrete1d import Histogram, LogisticMixture, nll
 from ..train import TrainConfig, fit
 from .base import Data, Field, Question, RunContext, Trained
@@ -34,6 +35,11 @@ class Q1(Question):
 
     def build(self, d: int, hp: dict):
         raise NotImplementedError
+
+    def memory(self, hp, dataset):
+        """A handful of parameters and a few floats per value: never near any limit."""
+        k, d = hp.get("components", 1), D[dataset]
+        return memory.Estimate(d + 3 * k, memory.FLOAT * 8 * (hp["batch_size"] + d * k), hp["batch_size"])
 
     def load_data(self, dataset, hp, ctx) -> Data:
         data = super().load_data(dataset, hp, ctx)
@@ -87,9 +93,10 @@ class MixtureQ(Q1):
     fields = COMMON + (Field("components", 4, 1, 50, help="number of logistic components"),)
 
     def check(self, hp, dataset):
+        errors = super().check(hp, dataset)
         if dataset in D and hp["components"] > D[dataset]:
-            return {"components": f"at most {D[dataset]} for this data set (one per value)"}
-        return {}
+            errors["components"] = f"at most {D[dataset]} for this data set (one per value)"
+        return errors
 
     def build(self, d, hp):
         return LogisticMixture(d, hp["components"])

@@ -17,10 +17,10 @@ import time
 import numpy as np
 import torch
 
-from .. import data
+from .. import data, memory
 from ..context import RunContext
 from ..models.pixelcnn import PixelCNN, loss, mask_array, receptive_field, sample  # noqa: F401 (mask_array: pages)
-from ..train import RunCancelled, TrainConfig, fit, subset_indices
+from ..train import TrainConfig, fit, stop_check, subset_indices
 from .base import Data, Field, InvalidHyperparameters, Question, Trained
 
 # data set -> ((H, W, C), training images), from core.data.SETS (a test checks them against the loaded arrays)
@@ -125,7 +125,14 @@ class PixelCNNQ(Question):
 
     def check(self, hp, dataset):
         shape, n = IMAGES[dataset]
-        return problems(hp, shape, n, dataset)
+        return {**super().check(hp, dataset), **problems(hp, shape, n, dataset)}
+
+    def memory(self, hp, dataset):
+        shape, n = IMAGES[dataset]
+        est = memory.pixelcnn(min(hp["batch_size"], n_used(hp["subset"], n)), shape, self.n_values, hp["filters"],
+                              hp[self.depth], hp["kernel_size"], self.residual, hp.get("layer_norm", False))
+        est.data = memory.images_bytes(dataset, 2)      # the images and the training subset as a tensor
+        return est
 
     def build(self, shape, hp) -> PixelCNN:
         return PixelCNN(in_channels=shape[2], n_values=self.n_values, filters=hp["filters"],
@@ -156,7 +163,8 @@ class PixelCNNQ(Question):
 
         def on_epoch_end(epoch, m):
             if ctx.keeps:
-                imgs = draw(m, N_PREVIEW, shape, seed=seed + epoch)
+                imgs = draw(m, N_PREVIEW, shape, seed=seed + epoch,
+                            on_row=stop_check(ctx, f"drawing the epoch {epoch} previews"))
                 ctx.save_images(f"preview_e{epoch:03d}", imgs, ncols=5, levels=self.n_values, epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], seed=seed, device=device)
@@ -168,8 +176,7 @@ class PixelCNNQ(Question):
         H, ctx = shape[0], ctx or RunContext()
 
         def on_row(r, _):
-            if ctx.cancelled():
-                raise RunCancelled(f"cancelled while sampling (row {r + 1} of {H})")
+            stop_check(ctx, f"drawing the final samples (row {r + 1} of {H})")()
             ctx.progress((r + 1) / H, f"drawing {n} samples: row {r + 1} of {H}")
 
         return draw(model, n, shape, seed, on_row=on_row)
@@ -186,6 +193,7 @@ class BinaryQ(PixelCNNQ):
     datasets = ("shapes", "mnist")
     reference = {"shapes": 0.0420}   # the course's final test loss (nats/dim)
     students = {"shapes": (0.034, 0.061), "mnist": (0.0755, 0.0790)}   # what students reached (spec.md)
+    memory_fields = ("batch_size", "filters", "batch size, filters or layers")
     fields = _fields(64, Field("layers", 5, 0, 20, help="k x k type-B convolutions after the type-A one "
                                                         "(two 1x1 type-B convolutions always follow)"))
     presets = {  # the first preset is the default on a CPU
@@ -202,6 +210,7 @@ class ColourQ(PixelCNNQ):
     n_values, residual, depth = 4, True, "blocks"
     reference = {"shapes-colored": 0.0444}
     students = {"shapes-colored": (0.0425, 0.080), "mnist-colored": (0.0787, 0.153)}
+    memory_fields = ("batch_size", "filters", "batch size, filters or blocks")
     fields = _fields(120, Field("blocks", 8, 0, 20, help="residual blocks: 1x1 down to filters/2, k x k type B, "
                                                          "1x1 back up"),
                      (Field("layer_norm", True, label="layer norm",

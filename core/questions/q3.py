@@ -24,10 +24,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .. import data, sources
+from .. import data, memory, sources
 from ..context import RunContext
+from ..models import evaluating
 from ..models.transformer import Transformer, forbid, sample
-from ..train import RunCancelled, TrainConfig, fit, subset
+from ..train import RunCancelled, TrainConfig, fit, stop_check, subset
 from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
 
 IMAGE_SHAPES = {name: data.image_shape(name)  # (H, W, C), from core.data.SETS
@@ -159,10 +160,8 @@ def attention_maps(model, config: dict, image, pixel: int) -> dict:
     if not 0 <= pixel < H * W:
         raise ValueError(f"pixel must be in 0..{H * W - 1}")
     seq = encode(np.asarray(image)[None]).long()[:, : pixel + 1].to(next(model.parameters()).device)
-    was = model.training
-    model.eval()
-    logits, atts = model(seq, return_attn=True)
-    model.train(was)
+    with evaluating(model):
+        logits, atts = model(seq, return_attn=True)
     w = torch.stack([a[0, :, -1] for a in atts]).float().cpu()  # (L, h, pixel + 1): <bos>, x_0 .. x_{pixel-1}
     maps = torch.full((*w.shape[:2], H * W), float("nan"))
     maps[..., :pixel] = w[..., 1:]
@@ -232,16 +231,24 @@ def pixel_loss(model, seq):
 class IGPT(Question):
     fields = FIELDS
     presets = PRESETS
+    memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
 
     def check(self, hp, dataset):
-        return transformer_check(hp)
+        return {**super().check(hp, dataset), **transformer_check(hp)}
+
+    def memory(self, hp, dataset):
+        H, W, C = IMAGE_SHAPES[dataset]
+        batch = min(hp["batch_size"], memory.n_train(dataset, hp["data_fraction"]))
+        est = memory.transformer(batch, H * W, hp["d_model"], hp["layers"], vocab(C)[0])
+        est.data = memory.images_bytes(dataset, 2)      # the images and their token sequences
+        return est
 
     def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
               ctx: RunContext | None = None) -> Trained:
         """Fit on uint8 images (N,H,W,C). When the context keeps artifacts, it draws `preview_samples` images with
         the KV cache after every epoch (artifact `samples_epochN`)."""
         hp = self.hparams(hp)
-        errors = self.check(hp, data.name)
+        errors = transformer_check(hp)
         if errors:
             raise ValueError("; ".join(f"{k}: {v}" for k, v in errors.items()))
         ctx = ctx or RunContext()
@@ -261,7 +268,8 @@ class IGPT(Question):
         def on_epoch_end(epoch, m):
             k = hp["preview_samples"]
             if k and ctx.keeps:
-                imgs = generate(m, config, k, seed=seed + epoch)
+                imgs = generate(m, config, k, seed=seed + epoch,
+                                step_callback=stop_check(ctx, f"drawing the epoch {epoch} previews"))
                 ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=math.ceil(math.sqrt(k)), levels=levels,
                                 epoch=epoch)
 
@@ -275,7 +283,8 @@ class IGPT(Question):
         model, config, shape = trained.model, trained.config, data.train.shape
         ctx.progress(0.0, f"drawing the {N_FINAL} final samples")
         t0 = time.time()
-        samples = generate(model, config, N_FINAL, seed=spec.seed)
+        samples = generate(model, config, N_FINAL, seed=spec.seed,
+                           step_callback=stop_check(ctx, "drawing the final samples"))
         ctx.save_images("samples", samples, ncols=10, levels=4 if config["colour"] else 2,
                         epoch=hp["epochs"], final=True)
         out = self.summary(trained)

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import sources
+from .. import memory, sources
 from ..context import RunContext
 from ..models.transformer import Transformer, forbid, sample
 from ..models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
-from ..train import RunCancelled, TrainConfig, fit, subset
+from ..train import TrainConfig, fit, stop_check, subset
 from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
 
 DATASETS = ("mnist-colored", "mnist-v2")
@@ -245,6 +245,12 @@ class TokenizerQ(Question):
     fields = A_FIELDS
     presets = A_PRESETS
     unit = "mse"
+    memory_fields = ("batch_size", "model_size", "batch size, codebook size, embedding dim or model size")
+
+    def memory(self, hp, dataset):
+        est = memory.vqvae(min(hp["batch_size"], memory.n_train(dataset, hp["data_fraction"])), tokenizer_config(hp))
+        est.data = memory.images_bytes(dataset, 2)
+        return est
 
     def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
               ctx: RunContext | None = None) -> Trained:
@@ -306,12 +312,13 @@ B_PRESETS = {  # the first is the default on a CPU, homework on a GPU
 }
 
 
-def tokenize(vqvae, images, batch_size: int = 1000, progress=None, cancelled=None) -> np.ndarray:
-    """images (N,28,28,3) -> (N,49) int64 token ids in 0..K-1, in batches; progress(frac) after each."""
+def tokenize(vqvae, images, batch_size: int = 1000, progress=None, check=None) -> np.ndarray:
+    """images (N,28,28,3) -> (N,49) int64 token ids in 0..K-1, in batches; progress(frac) after each;
+    check() before each (e.g. core.train.stop_check: raises to stop)."""
     out = []
     for i in range(0, len(images), batch_size):
-        if cancelled is not None and cancelled():
-            raise RunCancelled("cancelled while tokenizing")
+        if check is not None:
+            check()
         z = np.asarray(vqvae.quantize(images[i:i + batch_size]))
         if z.shape != (len(images[i:i + batch_size]), 7, 7):
             raise ValueError(f"vqvae.quantize must return (B, 7, 7) indices; got {z.shape}")
@@ -333,8 +340,9 @@ def tokenize_parts(vqvae, parts: dict, ctx: RunContext) -> dict:
         if path is not None and path.exists():
             tokens[part] = np.load(path)
             continue
-        tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, part=part: ctx.progress(
-            (i + f) / len(parts), f"tokenizing the {part} images"), cancelled=ctx.cancelled)
+        what = f"tokenizing the {part} images"
+        tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, what=what: ctx.progress((i + f) / len(parts), what),
+                                check=stop_check(ctx, what))
         if path is not None:
             np.save(path, tokens[part])
     return tokens
@@ -350,6 +358,20 @@ def token_model_check(q: Question, hp: dict, dataset: str) -> dict:
         except TokenizerMissing as e:
             errors["tokenizer"] = str(e)
     return errors
+
+
+def token_model_memory(hp: dict, dataset: str, tokens: int, vocab_extra: int) -> memory.Estimate:
+    """The memory estimate of a transformer over the tokens of the tokenizer hp["tokenizer"] names (q4b, q6): sequences
+    of `tokens` inputs, a vocabulary of K codes + `vocab_extra`; tokenizing the images first may take more."""
+    try:
+        K = int(sources.config(find_tokenizer(hp["tokenizer"], dataset).source)["n_embeddings"])
+    except (ValueError, KeyError):   # no such tokenizer (check says so): the default codebook
+        K = VQVAEConfig.n_embeddings
+    batch = min(hp["batch_size"], memory.n_train(dataset, hp["data_fraction"]))
+    est = memory.transformer(batch, tokens, hp["d_model"], hp["layers"], K + vocab_extra)
+    est.activations = max(est.activations, memory.tokenizing(K))
+    est.data = memory.images_bytes(dataset) + 16 * (tokens + 1) * sum(memory.counts(dataset))   # + their tokens
+    return est
 
 
 def with_bos(tokens: np.ndarray, bos: int) -> torch.Tensor:
@@ -371,13 +393,14 @@ def load_transformer(source: str, device: str = "cpu", runs_root=None):
     return sources.load(source, device, runs_root, questions="q4b")
 
 
-def sample_images(model: Transformer, vqvae, n: int, seed: int = 0, temperature: float = 1.0):
-    """n token grids from <bos> (never <bos> again), decoded -> (uint8 images (n,28,28,3), tokens (n,7,7))."""
+def sample_images(model: Transformer, vqvae, n: int, seed: int = 0, temperature: float = 1.0, step_callback=None):
+    """n token grids from <bos> (never <bos> again), decoded -> (uint8 images (n,28,28,3), tokens (n,7,7));
+    step_callback: the sampler's (e.g. a cancel check)."""
     bos = model.config.vocab_size - 1
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    toks = sample(model, n, TOKENS, prefix=[bos], generator=gen, temperature=temperature,
-                  logits_hook=forbid(bos))[:, 1:].reshape(n, 7, 7).cpu().numpy()
+    toks = sample(model, n, TOKENS, prefix=[bos], generator=gen, temperature=temperature, logits_hook=forbid(bos),
+                  step_callback=step_callback)[:, 1:].reshape(n, 7, 7).cpu().numpy()
     return to_images(vqvae.decode(toks)), toks
 
 
@@ -389,9 +412,13 @@ class TokenTransformerQ(Question):
     unit = "nats/token"
     reference = {"mnist-colored": 3.083}  # the course's test loss on its colored MNIST, with its tokenizer
     students = {"mnist-colored": (2.93, 3.74), "mnist-v2": (2.85, 3.77)}   # on the course's data (spec.md)
+    memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
 
     def check(self, hp, dataset):
-        return token_model_check(self, hp, dataset)
+        return {**super().check(hp, dataset), **token_model_check(self, hp, dataset)}
+
+    def memory(self, hp, dataset):
+        return token_model_memory(hp, dataset, TOKENS, 1)
 
     def load_data(self, dataset, hp, ctx) -> Data:
         """The images and the tokenizer that hp["tokenizer"] names."""
@@ -426,7 +453,8 @@ class TokenTransformerQ(Question):
         def on_epoch_end(epoch, m):
             n = hp["samples_per_epoch"]
             if n and ctx.keeps:
-                imgs, _ = sample_images(m, vqvae, n, seed + epoch, hp["temperature"])
+                imgs, _ = sample_images(m, vqvae, n, seed + epoch, hp["temperature"],
+                                        stop_check(ctx, f"drawing the epoch {epoch} previews"))
                 ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=10, levels=4, epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
@@ -437,7 +465,8 @@ class TokenTransformerQ(Question):
 
     def finish(self, trained, data, hp, spec, ctx) -> dict:
         ctx.progress(0.0, f"drawing the {N_FINAL} final samples")
-        imgs, toks = sample_images(trained.model, data.tokenizer, N_FINAL, spec.seed, hp["temperature"])
+        imgs, toks = sample_images(trained.model, data.tokenizer, N_FINAL, spec.seed, hp["temperature"],
+                                   stop_check(ctx, "drawing the final samples"))
         if ctx.path("sample_tokens.npy") is not None:
             np.save(ctx.path("sample_tokens.npy"), toks)
         ctx.save_images("samples", imgs, ncols=10, levels=4, final=True)

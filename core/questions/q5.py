@@ -26,13 +26,15 @@ import math
 
 import torch
 
+from .. import memory
 from ..context import RunContext
 from ..models.transformer import Transformer, forbid, lm_loss, sample
 from ..text import CharTokenizer, poem_windows
-from ..train import TrainConfig, fit, subset
+from ..train import TrainConfig, fit, stop_check, subset
 from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
 
 PAD = -100          # target id the loss ignores (padding of the last window)
+VOCAB = 100         # about the characters of the poems + <bos>, <eos> (for the memory estimate)
 N_FINAL, FINAL_LEN = 5, 128  # the deliverable: 5 samples of up to 128 characters
 
 FIELDS = (
@@ -153,8 +155,13 @@ class PoetryQ(Question):
     unit = "nats/char"
     students = {"poetry": (1.60, 2.13)}   # final test losses students reached on the original set
 
+    memory_fields = ("batch_size", "d_model", "batch size, context, d_model or layers")
+
     def check(self, hp, dataset):
-        return transformer_check(hp)
+        return {**super().check(hp, dataset), **transformer_check(hp)}
+
+    def memory(self, hp, dataset):
+        return memory.transformer(hp["batch_size"], hp["context"], hp["d_model"], hp["layers"], VOCAB)
 
     def train(self, data: Data, hp: dict, *, seed: int = 0, device: str = "cpu",
               ctx: RunContext | None = None) -> Trained:
@@ -187,7 +194,8 @@ class PoetryQ(Question):
         def on_epoch_end(epoch, m):
             k = hp["samples_per_epoch"]
             if k and ctx.keeps:
-                texts, _ = generate(m, tok, k, FINAL_LEN, temperature=hp["temperature"], seed=seed + epoch)
+                texts, _ = generate(m, tok, k, FINAL_LEN, temperature=hp["temperature"], seed=seed + epoch,
+                                    on_step=stop_check(ctx, f"writing the epoch {epoch} samples"))
                 ctx.emit("artifact", kind="text", name=f"samples_epoch{epoch}", epoch=epoch, texts=texts)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
@@ -195,14 +203,14 @@ class PoetryQ(Question):
         res = fit(model, loss_fn, train_rows, test_rows, cfg, ctx, on_epoch_end)
         return Trained(model.eval(), config, res, {"tokenizer": tok, **info})
 
-    def final_samples(self, model, tok, hp: dict, seed: int = 0) -> list[str]:
+    def final_samples(self, model, tok, hp: dict, seed: int = 0, on_step=None) -> list[str]:
         """The deliverable: 5 unconditional samples of up to 128 characters, cut at <eos>."""
-        return generate(model, tok, N_FINAL, FINAL_LEN, temperature=hp["temperature"], seed=seed)[0]
+        return generate(model, tok, N_FINAL, FINAL_LEN, temperature=hp["temperature"], seed=seed, on_step=on_step)[0]
 
     def finish(self, trained, data, hp, spec, ctx) -> dict:
         tok = trained.extras["tokenizer"]
         ctx.progress(0.0, "writing the 5 final samples")
-        samples = self.final_samples(trained.model, tok, hp, spec.seed)
+        samples = self.final_samples(trained.model, tok, hp, spec.seed, stop_check(ctx, "writing the final samples"))
         ctx.emit("artifact", kind="text", name="samples", epoch=hp["epochs"], texts=samples, final=True)
         info = {k: v for k, v in trained.extras.items() if k != "tokenizer"}
         return {**self.summary(trained), "ln_vocab": math.log(tok.vocab_size), "samples": samples, **info}

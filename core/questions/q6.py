@@ -36,7 +36,7 @@ from .. import sources
 from ..context import RunContext
 from ..data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS, TABLE
 from ..models.transformer import Transformer, sample
-from ..train import TrainConfig, fit, subset_indices
+from ..train import TrainConfig, fit, stop_check, subset_indices
 from . import q4
 from .base import Data, Field, Question, Trained, transformer_fields
 
@@ -191,48 +191,52 @@ def constrain(vocab: Vocab):
     return hook
 
 
-def _generate(model: Transformer, vocab: Vocab, prefix, n: int, seed: int, temperature: float) -> torch.Tensor:
+def _generate(model: Transformer, vocab: Vocab, prefix, n: int, seed: int, temperature: float,
+              step_callback=None) -> torch.Tensor:
     device = next(model.parameters()).device
     prefix = torch.as_tensor(prefix, dtype=torch.long, device=device)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = prefix.shape[-1]
     return sample(model, n, SEQ_LEN - t0, prefix=prefix, generator=gen, temperature=temperature,
-                  logits_hook=constrain(vocab))
+                  logits_hook=constrain(vocab), step_callback=step_callback)
 
 
 def _chunks(n: int, size: int = 500):
     return [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _complete(model, vocab: Vocab, opener: int, given, closer: int, seed: int, temperature: float) -> torch.Tensor:
-    """<bos> opener given closer, then whatever the sampler adds up to 58 tokens; in chunks of 500 -> (n, 58)."""
+def _complete(model, vocab: Vocab, opener: int, given, closer: int, seed: int, temperature: float,
+              step_callback=None) -> torch.Tensor:
+    """<bos> opener given closer, then whatever the sampler adds up to 58 tokens; in chunks of 500 -> (n, 58).
+    step_callback: the sampler's (e.g. a cancel check)."""
     given = torch.as_tensor(np.asarray(given), dtype=torch.long)
     out = []
     for a, b in _chunks(len(given)):
         n = b - a
         prefix = torch.cat([torch.tensor([[vocab.bos, opener]]).expand(n, -1), given[a:b],
                             torch.full((n, 1), closer)], 1)
-        out.append(_generate(model, vocab, prefix, n, seed + a, temperature).cpu())
+        out.append(_generate(model, vocab, prefix, n, seed + a, temperature, step_callback).cpu())
     return torch.cat(out)
 
 
-def captions_for(model, vocab: Vocab, codes, seed: int = 0, temperature: float = 1.0) -> list[str]:
+def captions_for(model, vocab: Vocab, codes, seed: int = 0, temperature: float = 1.0, step_callback=None) -> list[str]:
     """Image codes (n,49) (or (n,7,7)) -> n captions drawn after <bos> <end of text> image <end of image>."""
-    seqs = _complete(model, vocab, vocab.eot, np.asarray(codes).reshape(-1, TOKENS), vocab.eoi, seed, temperature)
+    seqs = _complete(model, vocab, vocab.eot, np.asarray(codes).reshape(-1, TOKENS), vocab.eoi, seed, temperature,
+                     step_callback)
     return [vocab.decode(s[-WORDS:]) for s in seqs]
 
 
-def codes_for(model, vocab: Vocab, captions, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+def codes_for(model, vocab: Vocab, captions, seed: int = 0, temperature: float = 1.0, step_callback=None) -> np.ndarray:
     """Captions (n) -> image codes (n,7,7) drawn after <bos> <end of image> caption <end of text>. Raises
     UnknownWords before anything runs if a caption has words outside the vocabulary."""
     ids = [vocab.encode(c) for c in captions]
-    seqs = _complete(model, vocab, vocab.eoi, np.reshape(ids, (-1, WORDS)), vocab.eot, seed, temperature)
+    seqs = _complete(model, vocab, vocab.eoi, np.reshape(ids, (-1, WORDS)), vocab.eot, seed, temperature, step_callback)
     return seqs[:, -TOKENS:].numpy().reshape(-1, 7, 7)
 
 
-def unconditional(model, vocab: Vocab, n: int, seed: int = 0, temperature: float = 1.0):
+def unconditional(model, vocab: Vocab, n: int, seed: int = 0, temperature: float = 1.0, step_callback=None):
     """n pairs from <bos> alone -> (codes (n,7,7), captions, text_first (n,) bool: which modality came first)."""
-    seqs = _generate(model, vocab, [vocab.bos], n, seed, temperature).cpu()
+    seqs = _generate(model, vocab, [vocab.bos], n, seed, temperature, step_callback).cpu()
     parts = [split_sequence(vocab, s) for s in seqs]
     return (np.stack([c for c, _ in parts]).reshape(-1, 7, 7), [vocab.decode(w) for _, w in parts],
             (seqs[:, 1] == vocab.eoi).numpy())
@@ -352,20 +356,21 @@ def load_digit_classifier(device: str = "cpu"):
 
 
 def agreement(model, vocab: Vocab, tokenizer, test_images, test_captions, classifier, n: int = N_AGREE,
-              seed: int = 0, temperature: float = 1.0, progress=None) -> dict:
-    """The two agreement fractions on the first n test pairs (see the module doc)."""
+              seed: int = 0, temperature: float = 1.0, progress=None, step_callback=None) -> dict:
+    """The two agreement fractions on the first n test pairs (see the module doc); step_callback: the sampler's
+    (e.g. a cancel check)."""
     progress = progress or (lambda f, m: None)
     n = min(n, len(test_images))
     imgs, caps = q4.check_images(test_images[:n]), list(test_captions[:n])
     progress(0.0, f"captions for {n} test images")
     codes = q4.tokenize(tokenizer, imgs)
-    said = captions_for(model, vocab, codes, seed, temperature)
+    said = captions_for(model, vocab, codes, seed, temperature, step_callback)
     counts = np.array([words_true(s, t) for s, t in zip(said, caps)])
     out = {"caption_words_true": float(counts[:, 0].sum() / counts[:, 1].sum()),
            "captions_all_true": float((counts[:, 0] == counts[:, 1]).mean()), "agreement_pairs": n}
     if classifier is not None:
         progress(0.5, f"images for {n} test captions")
-        drawn = q4.to_images(tokenizer.decode(codes_for(model, vocab, caps, seed, temperature)))
+        drawn = q4.to_images(tokenizer.decode(codes_for(model, vocab, caps, seed, temperature, step_callback)))
         out["images_match"] = float(images_match(drawn, caps, classifier).mean())
     return out
 
@@ -411,8 +416,14 @@ class MultimodalQ(Question):
     unit = "nats/token"
     students = {"mnist-v2": (2.45, 3.07)}  # on the course's data (spec.md)
 
+    memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
+
     def check(self, hp, dataset):
-        return q4.token_model_check(self, hp, dataset)
+        return {**super().check(hp, dataset), **q4.token_model_check(self, hp, dataset)}
+
+    def memory(self, hp, dataset):
+        words = len(MODIFIERS) + len(COLOUR_NAMES) + len(DIGITS) + 1   # every caption word, "on" too
+        return q4.token_model_memory(hp, dataset, SEQ_LEN - 1, words + 3)   # + <end of text>, <end of image>, <bos>
 
     def load_data(self, dataset, hp, ctx) -> Data:
         """Images with captions ((images, captions) as train and test) and the tokenizer hp["tokenizer"] names."""
@@ -454,9 +465,10 @@ class MultimodalQ(Question):
 
         def on_epoch_end(epoch, m):
             if n_prev and ctx.keeps:
-                said = captions_for(m, vocab, prev_codes, seed + epoch, hp["temperature"])
+                check = stop_check(ctx, f"drawing the epoch {epoch} previews")
+                said = captions_for(m, vocab, prev_codes, seed + epoch, hp["temperature"], check)
                 ctx.save_images(f"captions_epoch{epoch}", prev_imgs, ncols=3, levels=4, epoch=epoch, captions=said)
-                drawn, _ = panel(codes_for(m, vocab, prev_caps, seed + epoch, hp["temperature"]), prev_caps, tok)
+                drawn, _ = panel(codes_for(m, vocab, prev_caps, seed + epoch, hp["temperature"], check), prev_caps, tok)
                 ctx.save_images(f"images_epoch{epoch}", drawn, ncols=3, levels=4, epoch=epoch, captions=prev_caps)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
@@ -466,29 +478,31 @@ class MultimodalQ(Question):
         return Trained(model.eval(), config, res, {**info, "vocab": vocab, "test_codes": codes["test"]})
 
     def panels(self, trained: Trained, tokenizer, test_images, test_captions, image_prompts=None,
-               text_prompts=None, seed: int = 0, temperature: float = 1.0) -> dict:
+               text_prompts=None, seed: int = 0, temperature: float = 1.0, step_callback=None) -> dict:
         """The three 3x3 deliverables: {name: (images (9,28,28,3) uint8, captions)} for "img_conditioned" (captions
         for the image prompts, default the first nine test images), "text_conditioned" (images for the text
         prompts, default the first nine test captions) and "unconditional"."""
         model, vocab = trained.model, trained.extras["vocab"]
         imgs = q4.check_images(test_images[:N_PANEL] if image_prompts is None else image_prompts, "image prompts")
         texts = list(test_captions[:N_PANEL] if text_prompts is None else text_prompts)
-        said = captions_for(model, vocab, q4.tokenize(tokenizer, imgs), seed, temperature)
-        drawn = codes_for(model, vocab, texts, seed, temperature)
-        ucodes, ucaps, _ = unconditional(model, vocab, N_PANEL, seed, temperature)
+        said = captions_for(model, vocab, q4.tokenize(tokenizer, imgs), seed, temperature, step_callback)
+        drawn = codes_for(model, vocab, texts, seed, temperature, step_callback)
+        ucodes, ucaps, _ = unconditional(model, vocab, N_PANEL, seed, temperature, step_callback)
         return dict(zip(PANELS, ((imgs, said), panel(drawn, texts, tokenizer), panel(ucodes, ucaps, tokenizer))))
 
     def finish(self, trained, data, hp, spec, ctx) -> dict:
         ctx.progress(0.0, "drawing the three 3x3 panels")
         (xte, cte), tok = data.test, data.tokenizer
-        for name, (imgs, caps) in self.panels(trained, tok, xte, cte, seed=spec.seed,
-                                              temperature=hp["temperature"]).items():
+        check = stop_check(ctx, "drawing the final samples")
+        for name, (imgs, caps) in self.panels(trained, tok, xte, cte, seed=spec.seed, temperature=hp["temperature"],
+                                              step_callback=check).items():
             ctx.save_images(f"samples_{name}", imgs, ncols=3, levels=4, final=True, captions=caps)
         classifier, entry = load_digit_classifier(ctx.device)
         if classifier is None:
             ctx.emit("log", msg=f"no digit classifier shipped ({DIGIT_CLASSIFIER}): images_match not measured")
         agree = agreement(trained.model, trained.extras["vocab"], tok, xte, cte, classifier, seed=spec.seed,
-                          temperature=hp["temperature"], progress=lambda f, m: ctx.progress(0.2 + 0.8 * f, m))
+                          temperature=hp["temperature"], progress=lambda f, m: ctx.progress(0.2 + 0.8 * f, m),
+                          step_callback=stop_check(ctx, "measuring the agreement"))
         metrics = {**agree, "start_loss": trained.result.test_losses[0], "temperature": hp["temperature"]}
         if entry is not None:
             metrics["digit_classifier_accuracy"] = entry["metrics"]["accuracy"]
