@@ -12,6 +12,6 @@ from . import questions
 from .engine import InvalidSpec, RunSpec, RunStore  # noqa: F401 (re-exported for callers of store())
 
 
-def store(root=None, max_concurrent: int | None = None, launcher=None) -> RunStore:
+def store(root=None, max_concurrent: int | None = None, launcher=None, policy=None) -> RunStore:
     """A RunStore over `root` (default: $ARLAB_RUNS_DIR or runs/) that validates with the question registry."""
-    return RunStore(root, max_concurrent=max_concurrent, launcher=launcher, validator=questions.validate)
+    return RunStore(root, max_concurrent=max_concurrent, launcher=launcher, validator=questions.validate, policy=policy)

@@ -10,5 +10,6 @@ The engine knows nothing about questions: a RunStore is handed a validator (core
 before anything is written. Questions never import the engine; pages reach it only through the ui package.
 """
 from .launcher import Launcher, LocalProcessLauncher  # noqa: F401
-from .runs import (ACTIVE, STATES, InvalidSpec, RunSpec, RunStore, default_root, read_events,  # noqa: F401
+from .policy import Policy  # noqa: F401
+from .runs import (ACTIVE, STATES, InvalidSpec, QueueFull, RunSpec, RunStore, default_root, read_events,  # noqa: F401
                    read_json, write_json_atomic)

@@ -22,8 +22,9 @@ WORKER_MODULE = "core.engine.worker"
 class Launcher(Protocol):
     name: str
 
-    def start(self, run_dir: Path, threads: int) -> dict:
-        """Start the worker for `run_dir` (python -m core.engine.worker RUN_DIR) -> its handle."""
+    def start(self, run_dir: Path, threads: int, env: dict | None = None) -> dict:
+        """Start the worker for `run_dir` (python -m core.engine.worker RUN_DIR) with `threads` torch threads and
+        `env` added to its environment (e.g. CUDA_VISIBLE_DEVICES: the GPU it is pinned to) -> its handle."""
 
     def alive(self, run_dir: Path, handle: dict) -> bool:
         """Is the worker behind `handle` still running this run?"""
@@ -69,8 +70,8 @@ class LocalProcessLauncher:
     """Each run is a fresh local Python process in its own session (never a fork of the server)."""
     name = "local"
 
-    def start(self, run_dir: Path, threads: int) -> dict:
-        env = {**os.environ, "ARLAB_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    def start(self, run_dir: Path, threads: int, env: dict | None = None) -> dict:
+        env = {**os.environ, **(env or {}), "ARLAB_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
         with open(Path(run_dir) / "worker.log", "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(run_dir)], cwd=str(ROOT), env=env,

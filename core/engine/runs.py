@@ -9,16 +9,22 @@ A run is a folder `runs/<id>/`:
     worker.log     the worker's stdout/stderr (tracebacks land here)
 Everything about a run lives on disk, so reloads, other browsers and server restarts find it again.
 
-The queue: `RunStore.pump()` recovers runs whose worker died, then starts queued runs (oldest first) while
-fewer than `max_concurrent` are running, each through the store's launcher (launcher.py). The store validates a
-spec with the validator it is given (core.questions.validate): the engine itself knows no question.
+    pinned         present when an instructor pinned the run for the class to see
+
+The queue: `RunStore.pump()` recovers runs whose worker died, stops runs over their budget or past their cancel
+grace, then starts waiting runs in the policy's fair order (policy.py: round robin across owners, per-owner caps)
+while fewer than `slots` run, each through the store's launcher (launcher.py). The store validates a spec with the
+validator it is given (core.questions.validate): the engine itself knows no question. Every read is defensive: one
+bad file marks its own run failed and never breaks a listing, a page or the queue.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -28,6 +34,7 @@ from typing import Callable
 
 from .. import ROOT
 from .launcher import Launcher, LocalProcessLauncher
+from .policy import Policy, estimate_wait, order, owner_of
 
 # validator(question, dataset, hparams) -> cleaned hparams; raises ValueError (with `.errors`: {field: message})
 Validator = Callable[[str, str, dict], dict]
@@ -53,6 +60,8 @@ class RunSpec:
     device: str = "auto"          # auto | cpu | cuda | mps
     preset: str = ""              # the preset the hyperparameters started from (for display)
     label: str = ""
+    owner: str = ""               # who started it (a signed-in user or a name kept in the browser; "" = this machine)
+    owner_name: str = ""          # how to show the owner
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +75,8 @@ class RunSpec:
         errors = {}
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**31:
             errors["seed"] = "must be a whole number between 0 and 2^31-1"
+        if not isinstance(self.owner, str) or len(self.owner) > 200:
+            errors["owner"] = "must be a short text"
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             errors["device"] = "must be auto, cpu, cuda or mps"
         hp = None
@@ -90,11 +101,30 @@ def write_json_atomic(path: Path, obj) -> None:
 
 
 def read_json(path: Path, default=None):
+    """The JSON in `path`, or `default` when it is missing, unreadable, not UTF-8 or not JSON."""
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return default
+
+
+def read_status(run_dir: Path) -> dict:
+    """A run's status.json, read defensively: a missing file is a run just queued; an unreadable, non-UTF-8,
+    non-object or unknown-state file is a failed run (with the reason), never an error for the page reading it."""
+    path = Path(run_dir) / "status.json"
+    if not path.exists():
+        return {"state": "queued"}
+    st = read_json(path, None)
+    if not isinstance(st, dict) or st.get("state") not in STATES:
+        return {"state": "failed", "corrupt": True,
+                "reason": "its status.json is corrupt (not a JSON object with a known state); the run cannot go on"}
+    return st
+
+
+def read_spec(run_dir: Path) -> dict:
+    spec = read_json(Path(run_dir) / "spec.json", None)
+    return spec if isinstance(spec, dict) else {"question": "?", "dataset": "?", "corrupt": True}
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[dict], int]:
@@ -121,29 +151,31 @@ def default_root() -> Path:
     return Path(os.environ.get("ARLAB_RUNS_DIR") or ROOT / "runs")
 
 
-def default_max_concurrent() -> int:
-    env = os.environ.get("ARLAB_MAX_WORKERS")
-    if env:
-        return max(1, int(env))
-    try:
-        import torch
+class QueueFull(InvalidSpec):
+    """Refused by the queue's caps (policy.py), not by the hyperparameters."""
 
-        return max(1, torch.cuda.device_count())
-    except Exception:
-        return 1
+
+LIST_TTL_S = 1.0   # many sessions list the runs each second: one read of the folders serves them all
 
 
 class RunStore:
     """The run folders under `root` and their queue. `validator` (core.questions.validate) is needed to submit;
-    reading, cancelling and pumping need none."""
+    reading, cancelling and pumping need none. `policy` (policy.py) defaults to the environment's settings."""
 
     def __init__(self, root: Path | str | None = None, max_concurrent: int | None = None,
-                 launcher: Launcher | None = None, validator: Validator | None = None):
+                 launcher: Launcher | None = None, validator: Validator | None = None, policy: Policy | None = None):
         self.root = Path(root) if root else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_concurrent = max_concurrent or default_max_concurrent()
+        self.policy = policy or Policy.from_env(max_concurrent)
         self.launcher = launcher or LocalProcessLauncher()
         self.validator = validator
+        self._cache: tuple[float, list[dict]] | None = None
+        self._cache_lock = threading.Lock()
+        self._failed_here: dict[str, dict] = {}   # failures this process could not write (a full disk)
+
+    @property
+    def max_concurrent(self) -> int:
+        return self.policy.slots
 
     # -- paths and reads ------------------------------------------------------------------------------------------
     def dir(self, run_id: str) -> Path:
@@ -154,25 +186,44 @@ class RunStore:
 
     def ids(self) -> list[str]:
         """Run ids, newest first (ids start with a sortable timestamp)."""
-        return sorted((p.name for p in self.root.iterdir() if (p / "spec.json").exists()), reverse=True)
+        try:
+            return sorted((p.name for p in self.root.iterdir() if (p / "spec.json").exists()), reverse=True)
+        except FileNotFoundError:
+            return []
 
     def spec(self, run_id: str) -> RunSpec:
-        return RunSpec.from_dict(read_json(self.dir(run_id) / "spec.json"))
+        d = read_spec(self.dir(run_id))
+        if d.get("corrupt"):
+            raise KeyError(f"run {run_id!r} has a corrupt spec.json")
+        return RunSpec.from_dict(d)
 
     def status(self, run_id: str) -> dict:
-        return read_json(self.dir(run_id) / "status.json", {"state": "queued"})
+        return self._failed_here.get(run_id) or read_status(self.dir(run_id))
 
     def events(self, run_id: str, offset: int = 0) -> tuple[list[dict], int]:
         return read_events(self.dir(run_id) / "events.jsonl", offset)
 
-    def list(self, question: str | None = None, dataset: str | None = None) -> list[dict]:
-        out = []
-        for rid in self.ids():
-            spec = read_json(self.root / rid / "spec.json", {})
-            if (question and spec.get("question") != question) or (dataset and spec.get("dataset") != dataset):
-                continue
-            out.append({"id": rid, "spec": spec, "status": read_json(self.root / rid / "status.json", {"state": "queued"})})
-        return out
+    def entries(self, fresh: bool = False) -> list[dict]:
+        """Every run as {"id", "spec", "status", "pinned"}, newest first; re-read at most every LIST_TTL_S."""
+        with self._cache_lock:
+            if not fresh and self._cache and time.time() - self._cache[0] < LIST_TTL_S:
+                return self._cache[1]
+            out = [{"id": rid, "spec": read_spec(self.root / rid),
+                    "status": self._failed_here.get(rid) or read_status(self.root / rid),
+                    "pinned": (self.root / rid / "pinned").exists()} for rid in self.ids()]
+            self._cache = (time.time(), out)
+            return out
+
+    def _changed(self):
+        self._cache = None
+
+    def list(self, question: str | None = None, dataset: str | None = None, owner: str | None = None) -> list[dict]:
+        """Runs (newest first), optionally of one question, data set, or owner — then with the runs everyone sees:
+        the pinned ones and those of no owner (made on this machine from the command line)."""
+        return [e for e in self.entries()
+                if not (question and e["spec"].get("question") != question)
+                and not (dataset and e["spec"].get("dataset") != dataset)
+                and not (owner is not None and owner_of(e) not in (owner, "") and not e["pinned"])]
 
     def finished(self, questions, dataset: str | None = None, file: str = "model.safetensors") -> list[dict]:
         """Runs of these questions (and data set) that ended done and hold `file`, newest first: the list
@@ -189,38 +240,77 @@ class RunStore:
     def alive(self, run_id: str) -> bool:
         return self.launcher.alive(self.dir(run_id), self.handle(self.status(run_id)))
 
+    def owns(self, run_id: str, owner: str, instructor: bool = False) -> bool:
+        """May `owner` cancel or delete this run? Its owner may, an instructor may."""
+        return instructor or read_spec(self.dir(run_id)).get("owner", "") == owner
+
     # -- writes -----------------------------------------------------------------------------------------------------
     def set_status(self, run_id: str, **fields) -> dict:
         d = self.dir(run_id)
-        st = {**read_json(d / "status.json", {}), **fields, "updated": time.time()}
+        old = read_json(d / "status.json", {})
+        st = {**(old if isinstance(old, dict) else {}), **fields, "updated": time.time()}
+        st.pop("corrupt", None)
         write_json_atomic(d / "status.json", st)
+        self._changed()
         return st
 
+    def _fail(self, run_id: str, reason: str) -> None:
+        """Mark a run failed; when the disk refuses even that, this process remembers it (pages still show it)."""
+        try:
+            self.set_status(run_id, state="failed", reason=reason, ended=time.time())
+            self._failed_here.pop(run_id, None)
+        except OSError:
+            self._failed_here[run_id] = {"state": "failed", "reason": reason, "ended": time.time()}
+            self._changed()
+
     def submit(self, spec: RunSpec, start: bool = True) -> str:
-        """Validate, write the run folder, queue it and (by default) start workers. Nothing is written if invalid."""
+        """Validate, check the queue's caps, write the run folder, queue it and (by default) start workers.
+        Nothing is written if it is refused (InvalidSpec for the settings, QueueFull for the caps)."""
         if self.validator is None:
             raise RuntimeError("this RunStore was made without a validator: pass validator=core.questions.validate")
         spec = spec.validated(self.validator)
-        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.question}-{uuid.uuid4().hex[:6]}"
-        d = self.root / run_id
-        d.mkdir(parents=True)
-        write_json_atomic(d / "spec.json", spec.to_dict())
-        write_json_atomic(d / "status.json", {"state": "queued", "created": time.time(), "updated": time.time()})
-        (d / "events.jsonl").touch()
+        with self._lock():
+            self._check_caps(spec.owner)
+            run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.question}-{uuid.uuid4().hex[:6]}"
+            d = self.root / run_id
+            d.mkdir(parents=True)
+            try:
+                write_json_atomic(d / "spec.json", spec.to_dict())
+                write_json_atomic(d / "status.json", {"state": "queued", "created": time.time(), "updated": time.time()})
+                (d / "events.jsonl").touch()
+            except OSError as e:
+                shutil.rmtree(d, ignore_errors=True)
+                raise QueueFull({"queue": f"the run could not be written ({_os_reason(e)}); nothing was queued"}) from None
+            self._changed()
         if start:
             self.pump()
         return run_id
 
-    def cancel(self, run_id: str) -> str:
-        """Queued runs are cancelled at once; running ones stop at the next minibatch, keeping what they have."""
+    def _check_caps(self, owner: str) -> None:
+        p, entries = self.policy, self.entries(fresh=True)
+        waiting = [e for e in entries if e["status"].get("state") == "queued"]
+        mine = [e for e in waiting if owner_of(e) == owner]
+        if p.owner_queued and owner and len(mine) >= p.owner_queued:
+            raise QueueFull({"queue": f"you already have {len(mine)} runs waiting (at most {p.owner_queued} each): "
+                                      "wait for one to start, or cancel one"})
+        if p.queue_max and len(waiting) >= p.queue_max:
+            raise QueueFull({"queue": f"the queue is full ({len(waiting)} runs waiting, at most {p.queue_max}): "
+                                      "try again in a few minutes"})
+
+    def cancel(self, run_id: str, reason: str = "") -> str:
+        """Queued runs are cancelled at once; running ones stop at their next check (a minibatch, an evaluation
+        batch, a sampling step), keeping what they have; one that has not stopped after the grace period is
+        stopped by force (pump)."""
         d = self.dir(run_id)
         with self._lock():
             state = self.status(run_id).get("state")
             if state == "queued":
-                self.set_status(run_id, state="cancelled", reason="cancelled before it started", ended=time.time())
+                self.set_status(run_id, state="cancelled", reason=reason or "cancelled before it started",
+                                ended=time.time())
                 return "cancelled"
             if state == "running":
-                (d / "cancel").touch()
+                if not (d / "cancel").exists():
+                    (d / "cancel").write_text(reason)
                 return "cancelling"
         return state
 
@@ -230,6 +320,13 @@ class RunStore:
         if state == "running" and self.alive(run_id):
             raise RuntimeError("this run is still running: cancel it first, then delete it")
         shutil.rmtree(d)
+        self._changed()
+
+    def pin(self, run_id: str, pinned: bool = True) -> None:
+        """Pinned runs are shown to everyone (an instructor's) and never pruned."""
+        f = self.dir(run_id) / "pinned"
+        f.touch() if pinned else f.unlink(missing_ok=True)
+        self._changed()
 
     # -- the queue ----------------------------------------------------------------------------------------------------
     @contextmanager
@@ -242,38 +339,148 @@ class RunStore:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def recover(self) -> list[str]:
-        """Mark runs whose worker is gone as failed (a killed worker, a crash, a machine restart)."""
-        failed = []
-        for rid in self.ids():
-            st = read_json(self.root / rid / "status.json", {})
-            if st.get("state") == "running" and not self.launcher.alive(self.root / rid, self.handle(st)):
+        """Mark failed the runs whose worker is gone (a killed worker, a crash, a machine restart) or whose status
+        file is corrupt; stop by force a cancelled run past its grace period, and ask a run past its budget to stop."""
+        failed, now = [], time.time()
+        for e in self.entries(fresh=True):
+            rid, st = e["id"], e["status"]
+            if st.get("corrupt") and rid not in self._failed_here:
+                self._fail(rid, st["reason"])
+                failed.append(rid)
+            if st.get("state") != "running":
+                continue
+            d = self.root / rid
+            if not self.launcher.alive(d, self.handle(st)):
                 # the worker may have just finished and written its final state: re-read before judging
-                st = read_json(self.root / rid / "status.json", {})
-                if st.get("state") == "running":
-                    self.set_status(rid, state="failed", ended=time.time(),
-                                    reason="the worker process ended without finishing (killed, crashed, or the "
-                                           "machine restarted); see worker.log")
+                if read_status(d).get("state") == "running":
+                    self._fail(rid, "the worker process ended without finishing (killed, crashed, or the machine "
+                                    "restarted); see worker.log")
                     failed.append(rid)
+                continue
+            cancel = d / "cancel"
+            if cancel.exists():
+                if now - cancel.stat().st_mtime > self.policy.grace_s:
+                    self.launcher.stop(d, self.handle(st))
+                    try:
+                        self.set_status(rid, state="cancelled", ended=now,
+                                        reason=f"stopped by force: it did not stop within {self.policy.grace_s:.0f} s "
+                                               "of being cancelled; what it recorded is kept")
+                    except OSError:
+                        pass
+            elif (self.policy.budget_s and st.get("device", "cpu") == "cpu" and st.get("started")
+                  and now - st["started"] > self.policy.budget_s):
+                cancel.write_text(f"stopped at this server's wall-clock budget of {self.policy.budget_s / 60:.0f} "
+                                  "min per run (ARLAB_RUN_BUDGET_S); what it learned is kept")
         return failed
 
     def pump(self) -> list[str]:
-        """Recover dead runs, then start queued runs up to the concurrency limit. Returns the ids started."""
+        """Recover dead runs, then start waiting runs in the fair order up to the slots. Returns the ids started."""
         from ..device import threads_per_run
 
-        started = []
+        started, p = [], self.policy
         with self._lock():
             self.recover()
-            entries = [(rid, read_json(self.root / rid / "status.json", {})) for rid in self.ids()]
-            running = sum(1 for _, st in entries if st.get("state") == "running")
-            queued = [rid for rid, st in reversed(entries) if st.get("state") == "queued"]  # oldest first
-            for rid in queued[: max(0, self.max_concurrent - running)]:
-                handle = self.launcher.start(self.root / rid, threads_per_run(self.max_concurrent))
+            entries = self.entries(fresh=True)
+            by_id = {e["id"]: e for e in entries}
+            running = [e for e in entries if e["status"].get("state") == "running"]
+            per_owner: dict[str, int] = {}
+            for e in running:
+                per_owner[owner_of(e)] = per_owner.get(owner_of(e), 0) + 1
+            gpu_load = [sum(1 for e in running if (e["status"].get("handle") or {}).get("gpu") == g)
+                        for g in range(p.gpus)]
+            for rid in order(entries, time.time()):
+                if len(running) + len(started) >= p.slots:
+                    break
+                o = owner_of(by_id[rid])
+                if p.owner_running and o and per_owner.get(o, 0) >= p.owner_running:
+                    continue   # at their cap: the next owner's run goes first
+                env = {}
+                if p.gpus:
+                    g = min(range(p.gpus), key=lambda i: gpu_load[i])
+                    gpu_load[g] += 1
+                    env["CUDA_VISIBLE_DEVICES"] = str(g)
+                    env["ARLAB_GPU_SHARE"] = f"{min(1.0, p.gpus / p.slots):.3f}"   # its share of the card's memory
+                try:
+                    handle = self.launcher.start(self.root / rid, threads_per_run(p.slots), env=env)
+                except OSError as e:
+                    self._fail(rid, f"its worker could not be started ({_os_reason(e)})")
+                    continue
+                if p.gpus:
+                    handle["gpu"] = int(env["CUDA_VISIBLE_DEVICES"])
                 self.set_status(rid, state="running", handle=handle, pid=handle.get("pid"), started=time.time())
+                per_owner[o] = per_owner.get(o, 0) + 1
                 started.append(rid)
         return started
 
-    def queue_summary(self) -> dict:
+    def position(self, run_id: str) -> dict | None:
+        """Where a waiting run stands: {"position": 1-based, "waiting": all waiting, "estimate_s": rough seconds
+        until it starts, or None while no run of its kind has finished here}. None when it is not waiting."""
+        entries, now = self.entries(), time.time()
+        queue = order(entries, now)
+        if run_id not in queue:
+            return None
+        i = queue.index(run_id)
+        spec = next(e["spec"] for e in entries if e["id"] == run_id)
+        running_left = []
+        for e in entries:
+            if e["status"].get("state") == "running":
+                typ = self.typical_seconds(e["spec"], entries)
+                running_left.append((typ or 0) - (now - (e["status"].get("started") or now)))
+        return {"position": i + 1, "waiting": len(queue),
+                "estimate_s": estimate_wait(i, self.policy.slots, self.typical_seconds(spec, entries), running_left)}
+
+    def typical_seconds(self, spec: dict, entries: list[dict] | None = None) -> float | None:
+        """The median duration of the recent finished runs like this one (same question and preset; else same
+        question), or None."""
+        entries = entries if entries is not None else self.entries()
+        for same in (lambda s: s.get("question") == spec.get("question") and s.get("preset") == spec.get("preset"),
+                     lambda s: s.get("question") == spec.get("question")):
+            times = sorted(e["status"]["ended"] - e["status"]["started"] for e in entries
+                           if e["status"].get("state") == "done" and same(e["spec"])
+                           and e["status"].get("started") and e["status"].get("ended"))[-20:]
+            if times:
+                return times[len(times) // 2]
+        return None
+
+    def queue_summary(self, owner: str | None = None) -> dict:
+        """Runs per state (of one owner, when given)."""
         counts = {s: 0 for s in STATES}
-        for rid in self.ids():
-            counts[read_json(self.root / rid / "status.json", {}).get("state", "queued")] += 1
+        for e in self.entries():
+            if owner is None or owner_of(e) == owner:
+                counts[e["status"].get("state", "queued")] += 1
         return counts
+
+    def prune(self, now: float | None = None) -> list[str]:
+        """Delete finished runs older than the policy's age, then the oldest finished ones while all runs take more
+        than its size; never a waiting, running or pinned run."""
+        now, p, gone = now or time.time(), self.policy, []
+        ended = [e for e in reversed(self.entries(fresh=True))   # oldest first
+                 if e["status"].get("state") in ("done", "cancelled", "failed") and not e["pinned"]]
+        for e in ended:
+            t = e["status"].get("ended") or e["status"].get("updated") or now
+            if p.keep_days and now - t > p.keep_days * 86400:
+                shutil.rmtree(self.root / e["id"], ignore_errors=True)
+                gone.append(e["id"])
+        if p.keep_gb:
+            sizes = {e["id"]: _du(self.root / e["id"]) for e in self.entries(fresh=True)}
+            total = sum(sizes.values())
+            for e in ended:
+                if total <= p.keep_gb * 2**30:
+                    break
+                if e["id"] not in gone:
+                    total -= sizes.get(e["id"], 0)
+                    shutil.rmtree(self.root / e["id"], ignore_errors=True)
+                    gone.append(e["id"])
+        if gone:
+            self._changed()
+        return gone
+
+
+def _du(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+
+
+def _os_reason(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return "the disk is full"
+    return e.strerror or type(e).__name__

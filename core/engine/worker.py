@@ -81,7 +81,52 @@ class RunContext(RunContextBase):
         self._events.close()
 
 
-def main(run_dir: str) -> int:
+def limit_memory() -> int | None:
+    """Cap this worker's memory (CPU runs: the address space, RLIMIT_AS) at what one run may use here
+    (core.memory.worker_limit_bytes), so a run that outgrows it fails with "out of memory" instead of taking the
+    machine down. Returns the limit in bytes (None when none could be set)."""
+    try:
+        import resource
+
+        from ..memory import worker_limit_bytes
+
+        limit = int(worker_limit_bytes()) + VIRTUAL_OVERHEAD
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        return limit
+    except Exception:  # no limit is better than no run
+        return None
+
+
+# torch, its libraries and its thread pools reserve address space they never touch (measured: ~0.8 GB of VmSize
+# for an idle worker with torch and the questions imported, more with thread arenas); the cap leaves room for that on top of what the run may use
+VIRTUAL_OVERHEAD = 3 * 2**30
+
+
+def failure_reason(e: BaseException) -> str:
+    """What a learner reads when a run fails: plain words for the faults a class hits, the type and text otherwise
+    (no tracebacks or paths: those go to worker.log)."""
+    import errno
+
+    if isinstance(e, NonFiniteLoss):
+        return str(e)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return "the disk is full (no space left on device): the run stopped and its temporary files were removed"
+    text = str(e)
+    if isinstance(e, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower() \
+            or type(e).__name__ == "OutOfMemoryError":
+        return ("out of memory: this run needed more memory than one run may use on this server; lower the batch "
+                "size or the model's size")
+    return f"{type(e).__name__}: {text.replace(str(Path(__file__).resolve().parents[2]), '.')}"
+
+
+def _remove_temp_files(run_dir: Path) -> None:
+    for f in run_dir.glob(".*.tmp"):
+        f.unlink(missing_ok=True)
+
+
+def main(run_dir: str, own_process: bool = False) -> int:
+    """Run the run in `run_dir`. own_process: this is the worker's own process (python -m core.engine.worker), so it
+    may cap its memory; a caller running a run in-process (tests, scripts) keeps its own limits."""
     run_dir = Path(run_dir).resolve()
     store = RunStore(run_dir.parent)
     run_id = run_dir.name
@@ -97,6 +142,11 @@ def main(run_dir: str) -> int:
         device = pick_device(spec.device)
         if device == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls: same results to ~1e-3, much faster
+            share = float(os.environ.get("ARLAB_GPU_SHARE", "0") or 0)
+            if share:
+                torch.cuda.set_per_process_memory_fraction(share)
+        elif own_process:
+            limit_memory()
         store.set_status(run_id, state="running", pid=os.getpid(), device=device)
         ctx = RunContext(run_dir, device)
         ctx.emit("log", msg=f"worker {os.getpid()} on {device} with {torch.get_num_threads()} threads")
@@ -105,21 +155,34 @@ def main(run_dir: str) -> int:
         store.set_status(run_id, state="done", ended=time.time(), result=json.loads(json.dumps(result, default=_jsonable)))
         return 0
     except RunCancelled as e:
-        if ctx:
-            ctx.emit("log", msg=str(e))
-        store.set_status(run_id, state="cancelled", reason=str(e), ended=time.time())
+        why = ""
+        try:
+            why = (run_dir / "cancel").read_text().strip()
+        except OSError:
+            pass
+        reason = f"{why} ({e})" if why else str(e)
+        try:
+            if ctx:
+                ctx.emit("log", msg=reason)
+            store.set_status(run_id, state="cancelled", reason=reason, ended=time.time())
+        except OSError as e2:
+            _remove_temp_files(run_dir)
+            store._fail(run_id, failure_reason(e2))
         return 0
     except BaseException as e:  # noqa: BLE001 - every failure must end the run with its reason
         traceback.print_exc()
-        reason = str(e) if isinstance(e, NonFiniteLoss) else f"{type(e).__name__}: {e}"
+        _remove_temp_files(run_dir)
         try:
-            store.set_status(run_id, state="failed", reason=reason, ended=time.time())
+            store._fail(run_id, failure_reason(e))
         except Exception:
             traceback.print_exc()
         return 1
     finally:
         if ctx:
-            ctx.close()
+            try:
+                ctx.close()
+            except OSError:
+                pass
         try:
             store.pump()  # start the next queued run, even when no page is open
         except Exception:
@@ -129,4 +192,4 @@ def main(run_dir: str) -> int:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m core.engine.worker RUN_DIR")
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], own_process=True))
