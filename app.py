@@ -20,13 +20,6 @@ nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for
 page = st.navigation(nav)
 
 with st.sidebar:
-    from core.device import describe
-
-
-    st.markdown(f"**Device:** {describe(ui.device())}")
-    counts = ui.store().queue_summary()
-    st.markdown(f"**Queue:** {counts['running']} running · {counts['queued']} queued · "
-                f"{counts['done']} done · {counts['failed']} failed")
-    st.caption(f"{ui.store().max_concurrent} run(s) at a time; runs live in `{ui.store().root.name}/` and survive reloads.")
+    ui.sidebar()
 
 page.run()

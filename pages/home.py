@@ -20,18 +20,19 @@ st.markdown(
     "course's reference numbers. Losses are averaged negative log-likelihoods: lower is better; "
     "bits = nats / ln 2.")
 
+who = ui.me()
 c1, c2 = st.columns(2)
 c1.metric("Device", describe(ui.device()))
-counts = ui.store().queue_summary()
-c2.metric("Runs", f"{counts['running']} running · {counts['queued']} queued", f"{counts['done']} done", delta_color="off",
-          delta_arrow="off")
+counts = ui.store().queue_summary(owner=who.owner)
+c2.metric(f"Your runs ({who.name})", f"{counts['running']} running · {counts['queued']} waiting", f"{counts['done']} done",
+          delta_color="off", delta_arrow="off")
 
 st.subheader("The questions")
 shipped = checkpoints.manifest()
 rows, pages = [], Path(__file__).parent
-all_runs = ui.store().list()
+mine = ui.store().list(owner=who.owner)
 for q in QUESTIONS:
-    runs = [r for r in all_runs if r["spec"].get("question", "") in q.parts]
+    runs = [r for r in mine if r["spec"].get("question", "") in q.parts and r["spec"].get("owner", "") == who.owner]
     done = [r for r in runs if r["status"].get("state") == "done"]
     rows.append({"question": q.title, "what you do": q.what,
                  "reference (set 1)": reference_text(q),
@@ -39,4 +40,5 @@ for q in QUESTIONS:
                  "pretrained": sum(e["question"] in q.parts for e in shipped),
                  "your runs (done)": f"{len(runs)} ({len(done)})"})
 st.dataframe(rows, hide_index=True, width="stretch")
-st.caption("Pages on the left. Every run is recorded under `runs/` — the Runs page lists, compares, cancels and deletes them.")
+st.caption("Pages on the left. Every run is recorded under `runs/` — the Runs page lists, compares, cancels and deletes "
+           "yours (and shows the runs your instructor pinned for the class).")

@@ -156,7 +156,7 @@ source = st.selectbox("Model", list(labels), format_func=labels.get, key=f"q2:mo
 try:
     model, config = _model(source, str(ui.store().root), ui.device())
 except Exception as e:  # a corrupt or mismatched checkpoint: say so, draw nothing
-    st.error(f"Could not load {source}: {e}")
+    st.error(f"Could not load {source}: {ui.plain(e)}")
     st.stop()
 
 
@@ -177,7 +177,8 @@ with tab_sample:
     seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q2:sample:seed")
     if st.button("Draw samples", key="q2:sample:go", icon="🎲"):
         bar = st.progress(0.0, text="starting…")
-        imgs = q2.draw(model, int(n), (H, W, C), int(seed), on_row=row_progress(bar, f"drawing {n} samples", H))
+        with ui.server_work("drawing samples"):
+            imgs = q2.draw(model, int(n), (H, W, C), int(seed), on_row=row_progress(bar, f"drawing {n} samples", H))
         bar.empty()
         st.session_state["q2:samples"] = (source, int(n), int(seed), imgs)
     done = st.session_state.get("q2:samples")
@@ -201,7 +202,8 @@ with tab_watch:
             text.caption(f"row {r + 1} of {H}")
             time.sleep(pause)
 
-        q2.draw(model, 1, (H, W, C), int(wseed), on_row=show)
+        with ui.server_work("drawing samples"):
+            q2.draw(model, 1, (H, W, C), int(wseed), on_row=show)
 
 with tab_complete:
     st.markdown("Take test images, keep their **top half**, and let the model draw the rest several times with "
@@ -213,8 +215,9 @@ with tab_complete:
     idx = np.random.default_rng(int(cseed)).choice(len(test), int(n_img), replace=False)
     if st.button("Complete", key="q2:complete:go", icon="🖌️"):
         bar = st.progress(0.0, text="starting…")
-        out = q2.complete(model, test[idx], int(k_done), int(cseed),
-                          on_row=row_progress(bar, f"drawing {H - H // 2} rows", H - H // 2))
+        with ui.server_work("completing images"):
+            out = q2.complete(model, test[idx], int(k_done), int(cseed),
+                              on_row=row_progress(bar, f"drawing {H - H // 2} rows", H - H // 2))
         bar.empty()
         st.session_state["q2:completion"] = (source, int(n_img), int(k_done), int(cseed), out)
     done = st.session_state.get("q2:completion")

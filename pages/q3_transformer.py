@@ -74,7 +74,7 @@ def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
     try:
         return _model(source, str(ui.store().root))
     except Exception as e:  # a corrupt or mismatched checkpoint: say so, draw nothing
-        st.error(f"Could not load {source}: {e}")
+        st.error(f"Could not load {source}: {ui.plain(e)}")
         return None
 
 
@@ -130,9 +130,10 @@ with tab_complete:
         if st.button("Complete 10 test images", key="q3:complete:go", icon="🖌️"):
             total = (H - keep) * W
             bar = st.progress(0.0, text=f"Drawing {total} pixels for 10 images…")
-            st.session_state["q3:completion"] = (dataset, keep, int(seed), q3.complete(
-                model, config, test[idx], keep, int(seed),
-                step_callback=lambda s, *_: bar.progress((s + 1) / total, text=f"pixel {s + 1} of {total}")))
+            with ui.server_work("completing images"):
+                st.session_state["q3:completion"] = (dataset, keep, int(seed), q3.complete(
+                    model, config, test[idx], keep, int(seed),
+                    step_callback=lambda s, *_: bar.progress((s + 1) / total, text=f"pixel {s + 1} of {total}")))
             bar.empty()
         done = st.session_state.get("q3:completion")
         if done and done[:3] == (dataset, keep, int(seed)):

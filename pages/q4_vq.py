@@ -183,7 +183,7 @@ def _lab():
         with st.spinner("Loading the tokenizer and encoding a few hundred images…"):
             base = _lab_base(source, dataset, stamp)
     except (ValueError, checkpoints.CheckpointError) as e:
-        st.error(f"Could not load that tokenizer: {e}")
+        st.error(f"Could not load that tokenizer: {ui.plain(e)}")
         return
     tok, usage = base["tok"], _usage(source, dataset, stamp)
     K = tok.n_embeddings

@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from core import data, sources
+from core import sources
 from core.questions import get
 from core.questions.q5 import generate, prepare_prompt, stepper as q5_stepper, tokenizer_from_config
 import ui
@@ -30,9 +30,9 @@ st.markdown(
     "then something with the shape of verse.")
 
 try:
-    train, test = data.load("poetry")
+    train, test = ui.load_data("poetry")
 except Exception as e:  # not fetched yet: say how to get it
-    st.error(f"The poetry set is not available: {e}")
+    st.error(f"The poetry set is not available: {ui.plain(e)}")
     st.stop()
 chars = sorted(set("".join(train)))
 st.caption(f"{len(train)} training poems ({sum(map(len, train)):,} characters) and {len(test)} test poems · "
@@ -114,7 +114,7 @@ try:
     found = sources.resolve(source, runs_root=ui.store().root)
     model, tok, config = load_model(source, str(ui.store().root), found.path.stat().st_mtime)
 except (sources.CheckpointError, OSError) as e:
-    st.error(f"Could not load that model: {e}")
+    st.error(f"Could not load that model: {ui.plain(e)}")
     st.stop()
 T = model.config.block_size
 
@@ -138,10 +138,11 @@ if go and not 1 <= length <= MAX_LENGTH:
     st.error(f"Length must be between 1 and {MAX_LENGTH} characters (got {length}); nothing was written.", icon="⚠️")
 elif go:
     bar = st.progress(0.0, text=f"Writing {n} × up to {length} characters…")
-    texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
-                              top_k=int(top_k) or None, seed=int(seed),
-                              on_step=lambda i: bar.progress((i + 1) / length,
-                                                             text=f"character {i + 1} of up to {length}"))
+    with ui.server_work("writing poems"):
+        texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
+                                  top_k=int(top_k) or None, seed=int(seed),
+                                  on_step=lambda i: bar.progress((i + 1) / length,
+                                                                 text=f"character {i + 1} of up to {length}"))
     bar.empty()
     for msg in notices:
         st.warning(msg, icon="ℹ️")

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core import data, sources, viz
+from core import sources, viz
 from core.questions import get
 from core.questions import q4, q6
 import ui
@@ -32,9 +32,9 @@ st.markdown(
     "An image for a caption: give `<bos> <end of image>` + the words + `<end of text>`, let it draw 49 codes.")
 
 try:
-    _, test, _, test_caps = data.load(DATASET)
+    _, test, _, test_caps = ui.load_data(DATASET)
 except Exception as e:  # MNIST not fetched yet: say how to get it
-    st.error(f"Could not load {DATASET}: {e}")
+    st.error(f"Could not load {DATASET}: {ui.plain(e)}")
     st.stop()
 with st.expander("What the data look like (the first nine test pairs)"):
     ui.pairs_grid(test[:9], test_caps[:9])
@@ -127,7 +127,7 @@ try:
     found = sources.resolve(source, runs_root=ui.store().root)
     model, vocab, config, tok = load(source, str(ui.store().root), found.path.stat().st_mtime)
 except (sources.CheckpointError, OSError, ValueError) as e:
-    st.error(f"Could not load that model: {e}")
+    st.error(f"Could not load that model: {ui.plain(e)}")
     st.stop()
 if source.startswith("pretrained:"):
     entry = next(e for e in sources.shipped("q6", DATASET) if f"pretrained:{e['name']}" == source)
@@ -155,7 +155,8 @@ with t_img:
     idx = picked or list(range(9))
     if st.button("Write captions", type="primary", key="q6:go:img"):
         codes = q4.tokenize(tok, test[idx])
-        said = q6.captions_for(model, vocab, codes, seed, temperature)
+        with ui.server_work("writing captions"):
+            said = q6.captions_for(model, vocab, codes, seed, temperature)
         marks = [f"{n}/{k}" for n, k in (q6.words_true(s, test_caps[i]) for s, i in zip(said, idx))]
         ui.pairs_grid(test[idx], [f"{s}  (truth: {test_caps[i]})" for s, i in zip(said, idx)], marks=marks)
         st.caption("Each caption starts with how many of its 5 judged words (digit, colours, modifiers) are true.")
@@ -165,9 +166,10 @@ with t_txt:
     lines = [ln.strip() for ln in typed.splitlines() if ln.strip()][:9]
     if st.button("Draw images", type="primary", key="q6:go:txt"):
         try:
-            drawn = q4.to_images(tok.decode(q6.codes_for(model, vocab, lines, seed, temperature)))
+            with ui.server_work("drawing images"):
+                drawn = q4.to_images(tok.decode(q6.codes_for(model, vocab, lines, seed, temperature)))
         except q6.UnknownWords as e:
-            st.error(f"Nothing was drawn: {e}", icon="⚠️")
+            st.error(f"Nothing was drawn: {ui.plain(e)}", icon="⚠️")
         else:
             marks = None
             if classifier is not None:
@@ -179,7 +181,8 @@ with t_txt:
 
 with t_unc:
     if st.button("Draw nine pairs", type="primary", key="q6:go:unc"):
-        codes, caps, text_first = q6.unconditional(model, vocab, 9, seed, temperature)
+        with ui.server_work("drawing pairs"):
+            codes, caps, text_first = q6.unconditional(model, vocab, 9, seed, temperature)
         ui.pairs_grid(q4.to_images(tok.decode(codes)),
                       [f"{c}  ({'text' if tf else 'image'} first)" for c, tf in zip(caps, text_first)])
 

@@ -13,8 +13,15 @@ st.title("📋 Runs")
 st.caption("Every training run is a folder under `runs/`: its spec, status and events. They survive page reloads "
            "and server restarts; a run whose worker died is marked failed with the reason.")
 store = ui.store()
-store.pump()
-runs = store.list()
+who = ui.me()
+scope = "yours"
+if who.instructor:
+    scope = st.radio("Show", ["yours", "everyone's"], horizontal=True, key="runs:scope",
+                     help="As an instructor you may cancel, delete and pin anyone's run; pinned runs are shown to "
+                          "the whole class.")
+runs = store.list(owner=None if scope == "everyone's" else who.owner)
+linked = set(st.query_params.get_all("compare")) | {st.query_params.get("run")}   # a shared link shows its runs too
+runs += [e for e in store.entries() if e["id"] in linked and e not in runs]
 if not runs:
     st.info("No runs yet. Start one from a question page.")
     st.stop()
@@ -30,9 +37,15 @@ def _loss(r):
     return f"{res['test_loss']:.4f} {res.get('unit', '')}".strip() if res.get("test_loss") is not None else "—"
 
 
+def _owner(r):
+    mine = r["spec"].get("owner", "") == who.owner
+    return ("you" if mine else r["spec"].get("owner_name") or "—") + (" · 📌" if r["pinned"] else "")
+
+
 def _label(rid):
     r = by_id[rid]
-    return f"{rid} · {r['spec']['question']} · {r['spec']['dataset']} · {r['status'].get('state')} · {_loss(r)}"
+    return (f"{rid} · {r['spec']['question']} · {r['spec']['dataset']} · {r['status'].get('state')} · {_loss(r)}"
+            f" · {_owner(r)}")
 
 
 # ----------------------------------------------------------------------------------------------- the list
@@ -43,7 +56,7 @@ f_ds = c2.multiselect("Data set", sorted({r["spec"]["dataset"] for r in runs}), 
 f_st = c3.multiselect("State", list(ui.STATE_ICON), key="runs:f:state", placeholder="all")
 shown = [r for r in runs if (not f_q or r["spec"]["question"] in f_q) and (not f_ds or r["spec"]["dataset"] in f_ds)
          and (not f_st or r["status"].get("state") in f_st)]
-st.dataframe([{"run": r["id"], "question": r["spec"]["question"], "data set": r["spec"]["dataset"],
+st.dataframe([{"run": r["id"], "owner": _owner(r), "question": r["spec"]["question"], "data set": r["spec"]["dataset"],
                "preset": r["spec"].get("preset") or "custom",
                "state": f"{ui.STATE_ICON.get(r['status'].get('state'), '')} {r['status'].get('state')}",
                "test loss": _loss(r), "created": _when(r["status"].get("created")),
@@ -90,18 +103,31 @@ ids = [r["id"] for r in runs]
 asked = st.query_params.get("run")
 run_id = st.selectbox("Open a run", ids, index=ids.index(asked) if asked in ids else 0, key="runs:pick",
                       format_func=_label)
-spec = store.spec(run_id)
+try:
+    spec = store.spec(run_id)
+except KeyError as e:
+    st.error(f"This run cannot be shown: {e.args[0]}.")
+    st.stop()
 st.dataframe([{"setting": k, "value": str(v)} for k, v in
               [("question", spec.question), ("data set", spec.dataset), ("preset", spec.preset or "custom"),
                ("seed", spec.seed), *sorted(spec.hparams.items())]], hide_index=True)
 state = store.status(run_id).get("state")
-if st.button("Delete run", disabled=state in ("queued", "running"), key="runs:delete",
-             help="A queued or running run must be cancelled first (its Cancel button is below)."):
+mine = ui.can_change(run_id)
+c1, c2 = st.columns([1, 3])
+if c1.button("Delete run", disabled=state in ("queued", "running") or not mine, key="runs:delete",
+             help="A queued or running run must be cancelled first (its Cancel button is below)." if mine else
+                  "Only its owner (or an instructor) may delete a run."):
     try:
         store.delete(run_id)
         st.rerun()
-    except RuntimeError as e:
+    except (RuntimeError, KeyError, OSError) as e:
         st.error(str(e))
+if who.instructor:
+    pinned = c2.toggle("Pinned for the class", value=by_id[run_id]["pinned"], key=f"runs:pin:{run_id}",
+                       help="Pinned runs appear on every learner's Runs page and question pages, and are never pruned.")
+    if pinned != by_id[run_id]["pinned"]:
+        store.pin(run_id, pinned)
+        st.rerun()
 ui.run_monitor(run_id, key="runs", compare_link=False, unit=get(spec.question).unit)
 ui.scrub(run_id, key="runs")
 ui.take_home(run_id, key="runs")

@@ -132,3 +132,36 @@ def test_a_shared_link_opens_with_the_same_settings_in_a_fresh_browser(server):
         value = fresh.get_by_role("spinbutton", name="epochs", exact=True).input_value()
         browser.close()
     assert "q2a.epochs=7" in link and value == "7"
+
+
+def test_runs_are_their_owners_after_a_reload_and_not_others(server):
+    """Ann gives her name and trains; after a reload she sees her run (the name is kept in her browser); Bob, in
+    another browser, does not see it on the Q1 page and, opening it by link, can neither cancel nor delete it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        ann = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        ann.goto(server + "/q1_1d", wait_until="networkidle")
+        ann.get_by_role("button", name="Your name").click(timeout=60_000)
+        ann.get_by_role("textbox", name="Name shown on your runs").fill("Ann")
+        ann.get_by_role("button", name="Save").click()
+        ann.get_by_text("You: Ann").wait_for(timeout=30_000)
+        ann.get_by_role("button", name="Train Histogram").click(timeout=60_000)
+        status = ann.get_by_text(re.compile(r"· run \d{8}-\d{6}-q1a-"))
+        status.first.wait_for(timeout=60_000)
+        run_id = re.search(r"\d{8}-\d{6}-q1a-\w{6}", status.first.inner_text()).group(0)
+        ann.reload(wait_until="networkidle")
+        ann.get_by_text("You: Ann").wait_for(timeout=60_000)
+        ann.get_by_text(run_id).first.wait_for(timeout=60_000)
+
+        bob = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        bob.goto(server + "/q1_1d", wait_until="networkidle")
+        bob.get_by_text("No run yet").first.wait_for(timeout=60_000)
+        bob_sees = bob.get_by_text(run_id).count()
+        bob.goto(server + f"/runs?run={run_id}", wait_until="networkidle")
+        bob.get_by_text("Ann's run").first.wait_for(timeout=60_000)
+        delete_enabled = bob.get_by_role("button", name="Delete run").is_enabled()
+        cancels = bob.get_by_role("button", name="Cancel").count()
+        browser.close()
+    assert bob_sees == 0 and not delete_enabled and cancels == 0

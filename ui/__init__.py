@@ -13,6 +13,9 @@ import streamlit as st
 from core import compare, viz
 from core.engine import InvalidSpec, RunSpec, RunStore, default_root
 
+from .people import Me, auth_configured, become_instructor, me, save_identity, server_work, set_name  # noqa: F401
+from .people import start_pump, server_threads
+
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
 
 
@@ -35,14 +38,49 @@ def in_app():
 
 @st.cache_resource
 def _store(root: str) -> RunStore:
+    import torch
+
     from core import lab
 
+    torch.set_num_threads(server_threads())   # sampling in the server leaves the training runs their cores
     return lab.store(root)
 
 
 def store() -> RunStore:
-    """The run store of this server (one per runs folder; `ARLAB_RUNS_DIR` moves it)."""
-    return _store(str(default_root()))
+    """The run store of this server (one per runs folder; `ARLAB_RUNS_DIR` moves it), with its background pump."""
+    root = str(default_root())
+    start_pump(root)
+    return _store(root)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the data set…")
+def load_data(name: str):
+    """core.data.load, once per server (not once per rerun of every session)."""
+    from core import data
+
+    return data.load(name)
+
+
+def my_runs(question: str | None = None, dataset: str | None = None) -> list[dict]:
+    """The runs this learner may see: their own and the pinned ones (an instructor sees everyone's)."""
+    who = me()
+    return store().list(question, dataset, owner=None if who.instructor else who.owner)
+
+
+def can_change(run_id: str) -> bool:
+    """May this learner cancel or delete the run? Its owner and instructors may."""
+    try:
+        return store().owns(run_id, me().owner, me().instructor)
+    except KeyError:
+        return False
+
+
+def plain(e) -> str:
+    """An error's text for a learner: no absolute paths of the server (the project and the runs folder are named
+    relatively)."""
+    from core import ROOT
+
+    return str(e).replace(str(default_root()), "runs").replace(f"{ROOT}/", "").replace(str(ROOT), ".")
 
 
 def submit(spec: RunSpec) -> str:
@@ -168,15 +206,17 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
         _set_link(p + f.name, None if values[f.name] == base[f.name] else values[f.name])
     _set_link(p + "seed", int(seed) or None)
     if st.button(f"Train {q.title}", type="primary", key=f"{key}:train", icon="▶️"):
+        who = me()
         spec = RunSpec(question=q.key, dataset=dataset, hparams=values, seed=int(seed), device="auto",
-                       preset=preset, **(extra_spec or {}))
+                       preset=preset, owner=who.owner, owner_name=who.name, **(extra_spec or {}))
         try:
             run_id = store().submit(spec)
         except InvalidSpec as e:
             titles = {f.name: f.title for f in q.fields}
             for name, msg in e.errors.items():
                 (slots.get(name) or general).error(f"{titles.get(name, name)}: {msg}", icon="⚠️")
-            st.warning("Nothing was launched: fix the values marked above.")
+            st.warning("Nothing was launched: " + ("the queue refused it (above)." if "queue" in e.errors else
+                                                   "fix the values marked above."))
             return None
         st.session_state[f"{key}:run"] = run_id
         _set_link(p + "run", run_id)
@@ -201,7 +241,7 @@ def current_run(q, dataset: str, key: str | None = None) -> str | None:
         except (KeyError, OSError, ValueError):
             pass
         _link_warn(f"run {asked!r}", f"there is no such {q.key} run on {dataset} here")
-    runs = store().list(question=q.key, dataset=dataset)
+    runs = my_runs(question=q.key, dataset=dataset)
     return runs[0]["id"] if runs else None
 
 
@@ -276,13 +316,11 @@ def dataset_radio(titles: dict, key: str) -> str:
 def pick_dataset(titles: dict, key: str):
     """A data-set radio (in the link) and its (train, test) arrays; stops the page with the loader's message (which
     names the fetch command when real files are missing) if the set cannot be loaded."""
-    from core import data
-
     dataset = dataset_radio(titles, key)
     try:
-        train, test = data.load(dataset)
+        train, test = load_data(dataset)
     except Exception as e:  # MNIST not fetched yet, or a corrupt cache file: say so and stop here
-        st.error(f"Could not load {dataset}: {e}")
+        st.error(f"Could not load {dataset}: {plain(e)}")
         st.stop()
     return dataset, train, test
 
@@ -494,6 +532,53 @@ def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: 
 STATUS_EVERY, BODY_EVERY = 2.0, 10.0
 
 
+def sidebar():
+    """The sidebar every page shares: who you are (and a name to give), your runs and the class's, the device."""
+    from core.device import describe
+
+    who = me()
+    save_identity()
+    st.markdown(f"**You:** {who.name}{' · instructor' if who.instructor else ''}")
+    if not who.signed_in:
+        with st.popover("Your name" if who.name.startswith("guest ") else "Change your name", width="stretch"):
+            with st.form("me:form", border=False):
+                name = st.text_input("Name shown on your runs", value="" if who.name.startswith("guest ") else who.name,
+                                     max_chars=40, help="Kept in this browser; your runs stay yours after a reload.")
+                if st.form_submit_button("Save"):
+                    try:
+                        set_name(name)
+                        st.rerun()
+                    except ValueError as e:
+                        st.error(str(e))
+            import os
+
+            if os.environ.get("ARLAB_INSTRUCTOR_KEY") and not who.instructor:
+                key = st.text_input("Instructor key", type="password", key="me:key")
+                if key and not become_instructor(key):
+                    st.error("That is not the instructor key.")
+                elif key:
+                    st.rerun()
+    mine, all_ = store().queue_summary(owner=who.owner), store().queue_summary()
+    st.markdown(f"**Your runs:** {mine['running']} running · {mine['queued']} waiting · {mine['done']} done")
+    st.markdown(f"**Queue:** {all_['running']} running · {all_['queued']} waiting · {all_['done']} done · "
+                f"{all_['failed']} failed · {all_['cancelled']} cancelled")
+    st.caption(f"**Device:** {describe(device())} · {plural(store().max_concurrent, 'run')} at a time; runs survive "
+               "reloads.")
+
+
+def queue_text(pos: dict | None) -> str:
+    """"3rd of 12 waiting · starts in about 4 min" for a waiting run."""
+    if not pos:
+        return "starting…"
+    n = pos["position"]
+    nth = f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    est = pos["estimate_s"]
+    when = ("starts in under a minute" if est is not None and est < 60 else
+            f"starts in about {est / 60:.0f} min (from recent runs like it)" if est is not None else
+            "no estimate yet: no run like it has finished here")
+    return f"⏳ {nth} of {pos['waiting']} waiting in the queue · {when}"
+
+
 def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_curve: bool = True, key: str = "",
                 body_every: float = BODY_EVERY, compare_link: bool = True):
     """Status, cancel, the live curve and `extra(view, status)` for the question's own views; polls while active.
@@ -510,19 +595,27 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
 
     @st.fragment(run_every=STATUS_EVERY if active else None)
     def _status():
-        store().pump()  # start queued work, notice dead workers
-        st_ = store().status(run_id)
+        st_ = store().status(run_id)   # (the server's one pump starts queued work and notices dead workers)
         view = read_run(run_id)
         state = st_.get("state", "queued")
         head = st.columns([4, 1])
         label = f"{STATE_ICON.get(state, '')} **{state}** · run `{run_id}`"
         if state == "running" and st_.get("started"):
             label += f" · {time.time() - st_['started']:.0f} s"
+        try:
+            spec = store().spec(run_id)
+        except KeyError:   # a corrupt spec.json: the status says why
+            spec = RunSpec("?", "?")
+        if spec.owner and spec.owner != me().owner:
+            label += f" · {spec.owner_name or 'someone else'}'s run"
         head[0].markdown(label)
-        if state in ("queued", "running"):
+        if state == "queued":
+            st.caption(queue_text(store().position(run_id)))
+        if state in ("queued", "running") and can_change(run_id):
             if head[1].button("Cancel", key=f"cancel:{key}:{run_id}"):
-                store().cancel(run_id)
-                st.toast("Stopping at the next minibatch…")
+                store().cancel(run_id, reason=f"cancelled by {me().name}")
+                st.toast("Stopping at the next check (a minibatch or a sampling step)…")
+        if state in ("queued", "running"):
             if view.epochs and view.steps_per_epoch:
                 done = len(view.train) / (view.epochs * view.steps_per_epoch)
                 st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}")
@@ -530,7 +623,7 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
                 p = view.latest["progress"]
                 st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))
         if state == "failed":
-            st.error(f"The run failed: {st_.get('reason', 'unknown reason')}")
+            st.error(f"The run failed: {plain(st_.get('reason', 'unknown reason'))}")
         elif state == "cancelled":
             st.warning(f"Cancelled: {st_.get('reason', '')} — what it recorded is kept below.")
         if active and state not in ("queued", "running"):
