@@ -28,7 +28,7 @@ case "${1:-app}" in
     install requirements.txt
     fetch
     dev=()
-    [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true)
+    [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true --client.showErrorDetails full)
     exec .venv/bin/python -m streamlit run app.py --server.address "${ARLAB_ADDRESS:-127.0.0.1}" \
       --server.port "${ARLAB_PORT:-8501}" "${dev[@]}"
     ;;
