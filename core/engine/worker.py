@@ -147,6 +147,9 @@ def main(run_dir: str, own_process: bool = False) -> int:
                 torch.cuda.set_per_process_memory_fraction(share)
         elif own_process:
             limit_memory()
+        if own_process:
+            # below the server in the CPU's queue: pages answer at once, and training still gets every idle cycle
+            os.nice(int(os.environ.get("ARLAB_WORKER_NICE", "10") or 0))
         store.set_status(run_id, state="running", pid=os.getpid(), device=device)
         ctx = RunContext(run_dir, device)
         ctx.emit("log", msg=f"worker {os.getpid()} on {device} with {torch.get_num_threads()} threads")
