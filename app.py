@@ -15,6 +15,8 @@ PAGES = {
             ("pages/report.py", "Report", "📝")],
     "Questions": [(f"pages/{q.page}", q.title, q.icon) for q in QUESTIONS],
 }
+if ui.me().instructor or ui.board_on():   # the class board: off unless the instructor turns it on
+    PAGES["Lab"].append(("pages/board.py", "Class board", "🏆"))
 nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for f, t, i in items if (HERE / f).exists()]
        for section, items in PAGES.items()}
 page = st.navigation(nav)

@@ -111,3 +111,28 @@ def curve_csv(s: Series) -> str:
     for ep, (loss, t) in enumerate(zip(s.test, s.test_t)):
         w.writerow(["test", "", ep, f"{t:.3f}", repr(float(loss))])
     return buf.getvalue()
+
+
+def board(entries: list[dict], reference=None) -> list[dict]:
+    """The class board: for each question and data set, the finished run with the lowest final test loss, with its
+    owner's name, how many finished runs tried, and the course's reference when there is one.
+    entries: RunStore.entries(); reference(question, dataset) -> float | None."""
+    best: dict[tuple, dict] = {}
+    tried: dict[tuple, int] = {}
+    for e in entries:
+        res = e["status"].get("result") or {}
+        if e["status"].get("state") != "done" or not isinstance(res.get("test_loss"), (int, float)):
+            continue
+        k = (e["spec"].get("question", "?"), e["spec"].get("dataset", "?"))
+        tried[k] = tried.get(k, 0) + 1
+        if k not in best or res["test_loss"] < best[k]["status"]["result"]["test_loss"]:
+            best[k] = e
+    rows = []
+    for (q, ds), e in sorted(best.items()):
+        res = e["status"]["result"]
+        ref = reference(q, ds) if reference else None
+        rows.append({"question": q, "data set": ds, "best test loss": round(float(res["test_loss"]), 4),
+                     "unit": res.get("unit", ""), "by": e["spec"].get("owner_name") or "this machine",
+                     "reference": ref, "vs reference": None if ref is None else round(res["test_loss"] - ref, 4),
+                     "finished runs": tried[(q, ds)], "run": e["id"]})
+    return rows

@@ -122,3 +122,38 @@ def test_scrubbing_changes_the_grid_shown_and_downloads_are_offered(q3_run, runs
     shutil.copy(runs_dir / q3_run / "model.safetensors", path)
     model, config = load_checkpoint(str(path))
     assert config["question"] == "q3b" and sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_board_takes_the_best_finished_run_of_each_question_and_set():
+    def e(rid, q, ds, loss, who, state="done"):
+        return {"id": rid, "spec": {"question": q, "dataset": ds, "owner_name": who},
+                "status": {"state": state, "result": {"test_loss": loss, "unit": "nats/dim"}}}
+
+    rows = compare.board([e("a", "q2a", "shapes", 0.05, "ann"), e("b", "q2a", "shapes", 0.04, "bob"),
+                          e("c", "q2a", "shapes", 0.01, "cy", state="cancelled"), e("d", "q1a", "1d-1", 2.6, "")],
+                         lambda q, ds: 0.042 if q == "q2a" else None)
+    assert [(r["question"], r["best test loss"], r["by"], r["finished runs"]) for r in rows] == \
+        [("q1a", 2.6, "this machine", 1), ("q2a", 0.04, "bob", 2)]
+    assert rows[1]["vs reference"] == pytest.approx(-0.002) and rows[0]["reference"] is None
+
+
+def test_class_board_is_off_until_the_instructor_turns_it_on(two_q1_runs, runs_dir):
+    from ui.people import Me
+
+    def session(who):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["me"] = who
+        at.run()
+        at.switch_page("pages/board.py")
+        at.run()
+        assert not at.exception, [x.value for x in at.exception]
+        return at
+
+    learner, teacher = Me("b:1", "ann"), Me("b:2", "teacher", instructor=True)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        session(learner)                                        # off: the page is not even in the navigation
+    at = session(teacher)
+    at.toggle[0].set_value(True).run()
+    assert (runs_dir / ".board-on").exists()
+    rows = session(learner).dataframe[0].value
+    assert list(rows["question"]) == ["q1a"] and rows["finished runs"][0] == 2

@@ -67,6 +67,16 @@ def my_runs(question: str | None = None, dataset: str | None = None) -> list[dic
     return store().list(question, dataset, owner=None if who.instructor else who.owner)
 
 
+def board_on() -> bool:
+    """Is the class board shown to learners? (An instructor's switch, kept in the runs folder.)"""
+    return (store().root / ".board-on").exists()
+
+
+def set_board(on: bool) -> None:
+    f = store().root / ".board-on"
+    f.touch() if on else f.unlink(missing_ok=True)
+
+
 def can_change(run_id: str) -> bool:
     """May this learner cancel or delete the run? Its owner and instructors may."""
     try:
