@@ -292,14 +292,29 @@ def _samples_extra(view, status):
         st.metric("final test loss", f"{res['test_loss']:.3f} nats/token", ref, delta_color="off", delta_arrow="off")
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _pretrained_samples(name: str, seed: int, temperature: float):
+@st.cache_resource(max_entries=2, show_spinner="Loading the model and its tokenizer…")
+def _pretrained_model(name: str):
     model, config = q4.load_transformer(f"pretrained:{name}")
     where = q4.find_tokenizer(config["tokenizer"])
     if config.get("tokenizer_sha256") and where.sha256 != config["tokenizer_sha256"]:
         raise ValueError(f"{name} was trained with another version of {where.label}; retrain it")
-    tok = q4.load_tokenizer(where.source)
-    return q4.sample_images(model, tok, q4.N_FINAL, seed, temperature)[0]
+    return model, q4.load_tokenizer(where.source)
+
+
+def _pretrained_samples(name: str, seed: int, temperature: float):
+    """100 samples with a progress bar (49 tokens, all images at once); kept for this session per setting."""
+    key, last = (name, seed, temperature), st.session_state.get("q4b:pt:last")
+    if last and last[0] == key:
+        return last[1]
+    model, tok = _pretrained_model(name)
+    n = q4.N_FINAL
+    bar = st.progress(0.0, text=f"Sampling 49 tokens for {n} images…")
+    with ui.server_work("drawing samples"):
+        imgs = q4.sample_images(model, tok, n, seed, temperature, step_callback=lambda i, *_: bar.progress(
+            min(1.0, (i + 1) / 49), text=f"token {min(i + 1, 49)} of 49 for {n} images, then decoding"))[0]
+    bar.empty()
+    st.session_state["q4b:pt:last"] = (key, imgs)
+    return imgs
 
 
 with tab_b:
@@ -315,8 +330,7 @@ with tab_b:
             temp = c2.slider("temperature", 0.1, 2.0, 1.0, 0.1, key="q4b:pt:temp")
             if st.button("Draw 100 samples", key="q4b:pt:go"):
                 try:
-                    with st.spinner("Sampling 49 tokens × 100 images and decoding…"):
-                        imgs = _pretrained_samples(e["name"], int(s), float(temp))
+                    imgs = _pretrained_samples(e["name"], int(s), float(temp))
                     st.image(viz.image_grid(imgs, ncols=10, levels=4, scale=2), caption=f"100 samples of {e['name']}")
                 except (ValueError, checkpoints.CheckpointError) as err:
                     st.error(str(err))

@@ -265,3 +265,15 @@ def test_tokenizer_tab_launches_a_run(runs_dir, no_pretrained):
     runs = RunStore(runs_dir).list()
     assert len(runs) == 1 and runs[0]["spec"]["question"] == "q4a"
     RunStore(runs_dir).cancel(runs[0]["id"])  # it was started in the background: stop it
+
+
+def test_pretrained_samples_button_draws_100_images(runs_dir):
+    from core import checkpoints
+
+    if not checkpoints.find(question="q4b", dataset="mnist-colored"):
+        pytest.skip("no Q4b checkpoint shipped for mnist-colored")
+    at = _page()
+    next(b for b in at.button if b.label == "Draw 100 samples").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["q4b:pt:last"][1].shape == (100, 28, 28, 3)
+    assert any("100 samples of" in str(img.proto) for img in at.get("image"))
