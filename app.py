@@ -22,6 +22,9 @@ nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for
 page = st.navigation(nav)
 
 with st.sidebar:
-    ui.sidebar()
-
-page.run()
+    side = st.container()
+try:
+    page.run()
+finally:   # drawn after the page (also when it stops early), so its counts include what the page just did
+    with side:
+        ui.sidebar()
