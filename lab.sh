@@ -29,6 +29,11 @@ case "${1:-app}" in
     fetch
     dev=()
     [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true --client.showErrorDetails full)
+    case "${ARLAB_ADDRESS:-127.0.0.1}" in
+      127.0.0.1|localhost|::1) ;;
+      *) grep -qs '^\[auth\]' .streamlit/secrets.toml || echo "lab.sh: serving on ${ARLAB_ADDRESS} without sign-in:" \
+           "learners are told apart by a browser cookie, not a login (README: Serving a classroom)." >&2 ;;
+    esac
     exec .venv/bin/python -m streamlit run app.py --server.address "${ARLAB_ADDRESS:-127.0.0.1}" \
       --server.port "${ARLAB_PORT:-8501}" "${dev[@]}"
     ;;
