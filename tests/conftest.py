@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long tests, deselected by default (run with -m slow)")
     config.addinivalue_line("markers", "browser: drives the real app in headless Chromium")
+    config.addinivalue_line("markers", "ray: runs on a real local Ray head (select with -m ray)")
 
 
 @pytest.fixture

@@ -326,3 +326,15 @@ def test_pages_keep_working_with_a_corrupt_status(runs_dir):
     assert "failed" in states[broken] and "cancelled" in states[fine]
     _page("pages/home.py", "ann")
     _page("pages/q1_1d.py", "ann")
+
+
+def test_an_unreachable_cluster_is_said_plainly_and_runs_stay_queued(runs_dir):
+    pytest.importorskip("ray.job_submission")
+    from core.engine.ray_launcher import RayJobLauncher
+
+    store = make_store(runs_dir, launcher=RayJobLauncher("http://127.0.0.1:9"), policy=Policy(slots=4))
+    rid = store.submit(RunSpec("q1a", "1d-1", dict(Q1), owner="ann"))
+    assert store.status(rid)["state"] == "queued" and "does not answer" in store.unavailable
+    ok, msg = store.launcher.health()
+    assert not ok and "127.0.0.1:9" in msg and "wait in the queue" in msg
+    assert not RayJobLauncher("").health()[0]           # no address: said, not raised

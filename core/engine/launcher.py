@@ -19,6 +19,23 @@ from .. import ROOT
 WORKER_MODULE = "core.engine.worker"
 
 
+class LauncherUnavailable(RuntimeError):
+    """The launcher cannot start anything now (e.g. a cluster that does not answer): runs stay queued."""
+
+
+def launcher_from_env():
+    """The launcher the settings name: ARLAB_LAUNCHER=local (default) or ray (with ARLAB_RAY_ADDRESS)."""
+    kind = os.environ.get("ARLAB_LAUNCHER", "local") or "local"
+    if kind == "local":
+        return LocalProcessLauncher()
+    if kind == "ray":
+        from .ray_launcher import RayJobLauncher
+
+        return RayJobLauncher(cpus=float(os.environ.get("ARLAB_RAY_CPUS", "1") or 1),
+                              gpus=float(os.environ.get("ARLAB_RAY_GPUS", "0") or 0))
+    raise ValueError(f"ARLAB_LAUNCHER={kind!r}: use local or ray")
+
+
 class Launcher(Protocol):
     name: str
 

@@ -4,7 +4,8 @@ Every number comes from a setting (an environment variable, read when a RunStore
 one machine serving a class:
 
     ARLAB_SLOTS               runs at once per device (default: 1 on a CPU, 4 per GPU: small runs share a card)
-    ARLAB_MAX_WORKERS         runs at once in all (overrides slots x devices)
+    ARLAB_MAX_WORKERS         runs at once in all (overrides slots x devices; with Ray: runs handed to the cluster
+                              at once, default 64: the cluster holds each until a node has room)
     ARLAB_OWNER_RUNNING       runs one owner may have running at once (default 2)
     ARLAB_OWNER_QUEUED        runs one owner may have waiting (default 3)
     ARLAB_QUEUE_MAX           runs waiting in all (default 200)
@@ -58,12 +59,16 @@ class Policy:
     keep_gb: float = 20.0
 
     @classmethod
-    def from_env(cls, max_concurrent: int | None = None) -> "Policy":
-        gpus = gpu_count()
+    def from_env(cls, max_concurrent: int | None = None, placed_by_cluster: bool = False) -> "Policy":
+        """placed_by_cluster: a cluster launcher (Ray) decides where and when a run fits; then `slots` is how many
+        runs the app hands it at once (ARLAB_MAX_WORKERS, default 64) and no GPU is pinned here."""
+        gpus = 0 if placed_by_cluster else gpu_count()
         per_device = _env_num("ARLAB_SLOTS", 4 if gpus else 1)
-        slots = max_concurrent or _env_num("ARLAB_MAX_WORKERS", per_device * max(1, gpus))
+        slots = max_concurrent or _env_num("ARLAB_MAX_WORKERS", 64 if placed_by_cluster else per_device * max(1, gpus))
         return cls(slots=max(1, slots), gpus=gpus,
-                   owner_running=_env_num("ARLAB_OWNER_RUNNING", 2) or None,
+                   # on a cluster a handed-over run waits there in submission order: one per owner at a time
+                   # keeps that order fair (a second run is handed over only when the first has ended)
+                   owner_running=_env_num("ARLAB_OWNER_RUNNING", 1 if placed_by_cluster else 2) or None,
                    owner_queued=_env_num("ARLAB_OWNER_QUEUED", 3) or None,
                    queue_max=_env_num("ARLAB_QUEUE_MAX", 200) or None,
                    budget_s=_env_num("ARLAB_RUN_BUDGET_S", 3600.0, float),

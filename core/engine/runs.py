@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import ROOT
-from .launcher import Launcher, LocalProcessLauncher
+from .launcher import Launcher, LauncherUnavailable, launcher_from_env
 from .policy import Policy, estimate_wait, order, owner_of
 
 # validator(question, dataset, hparams) -> cleaned hparams; raises ValueError (with `.errors`: {field: message})
@@ -166,8 +166,9 @@ class RunStore:
                  launcher: Launcher | None = None, validator: Validator | None = None, policy: Policy | None = None):
         self.root = Path(root) if root else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.policy = policy or Policy.from_env(max_concurrent)
-        self.launcher = launcher or LocalProcessLauncher()
+        self.launcher = launcher or launcher_from_env()
+        self.policy = policy or Policy.from_env(max_concurrent, placed_by_cluster=getattr(self.launcher, "cluster", False))
+        self.unavailable = ""   # why the launcher could not start runs at the last pump ("" = it could)
         self.validator = validator
         self._cache: tuple[float, list[dict]] | None = None
         self._cache_lock = threading.Lock()
@@ -352,10 +353,19 @@ class RunStore:
             d = self.root / rid
             if not self.launcher.alive(d, self.handle(st)):
                 # the worker may have just finished and written its final state: re-read before judging
-                if read_status(d).get("state") == "running":
-                    self._fail(rid, "the worker process ended without finishing (killed, crashed, or the machine "
-                                    "restarted); see worker.log")
-                    failed.append(rid)
+                st = read_status(d)
+                if st.get("state") != "running":
+                    continue
+                if not st.get("began") and getattr(self.launcher, "cluster", False) and st.get("requeued", 0) < 3:
+                    # placed on a cluster, gone before its worker began (e.g. the head restarted): queue it again
+                    self.set_status(rid, state="queued", handle=None, requeued=st.get("requeued", 0) + 1,
+                                    note="its cluster job vanished before it began: queued again")
+                    continue
+                why = getattr(self.launcher, "ended_reason", None)
+                self._fail(rid, (why(d, self.handle(st)) + "; see worker.log") if why else
+                           "the worker process ended without finishing (killed, crashed, or the machine restarted); "
+                           "see worker.log")
+                failed.append(rid)
                 continue
             cancel = d / "cancel"
             if cancel.exists():
@@ -402,9 +412,13 @@ class RunStore:
                     env["ARLAB_GPU_SHARE"] = f"{min(1.0, p.gpus / p.slots):.3f}"   # its share of the card's memory
                 try:
                     handle = self.launcher.start(self.root / rid, threads_per_run(p.slots), env=env)
+                except LauncherUnavailable as e:
+                    self.unavailable = str(e)   # nothing is lost: the runs stay queued until it answers
+                    break
                 except OSError as e:
                     self._fail(rid, f"its worker could not be started ({_os_reason(e)})")
                     continue
+                self.unavailable = ""
                 if p.gpus:
                     handle["gpu"] = int(env["CUDA_VISIBLE_DEVICES"])
                 self.set_status(rid, state="running", handle=handle, pid=handle.get("pid"), started=time.time())

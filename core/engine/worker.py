@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -150,7 +151,8 @@ def main(run_dir: str, own_process: bool = False) -> int:
         if own_process:
             # below the server in the CPU's queue: pages answer at once, and training still gets every idle cycle
             os.nice(int(os.environ.get("ARLAB_WORKER_NICE", "10") or 0))
-        store.set_status(run_id, state="running", pid=os.getpid(), device=device)
+        store.set_status(run_id, state="running", pid=os.getpid(), device=device, began=time.time(),
+                         host=socket.gethostname())
         ctx = RunContext(run_dir, device)
         ctx.emit("log", msg=f"worker {os.getpid()} on {device} with {torch.get_num_threads()} threads")
         result = questions.get(spec.question).run(spec, ctx) or {}
@@ -187,7 +189,8 @@ def main(run_dir: str, own_process: bool = False) -> int:
             except OSError:
                 pass
         try:
-            store.pump()  # start the next queued run, even when no page is open
+            if os.environ.get("ARLAB_LAUNCHER", "local") in ("", "local"):
+                store.pump()  # start the next queued run, even when no page is open (on a cluster: the server does)
         except Exception:
             traceback.print_exc()
 
