@@ -26,6 +26,10 @@ fetch() {  # every data set it can get; a failure is reported, and the app still
 case "${1:-app}" in
   app)
     install requirements.txt
+    if [ "${ARLAB_LAUNCHER:-local}" = ray ]; then   # runs placed on a Ray cluster (README: Beyond one machine)
+      install requirements-ray.txt
+      .venv/bin/python -m core.engine.ray_launcher
+    fi
     fetch
     dev=()
     [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true --client.showErrorDetails full)

@@ -111,7 +111,17 @@ except KeyError as e:
 st.dataframe([{"setting": k, "value": str(v)} for k, v in
               [("question", spec.question), ("data set", spec.dataset), ("preset", spec.preset or "custom"),
                ("seed", spec.seed), *sorted(spec.hparams.items())]], hide_index=True)
-state = store.status(run_id).get("state")
+status = store.status(run_id)
+state = status.get("state")
+where = [f"ran on **{status['host']}**" if status.get("host") else "",
+         f"device {status['device']}" if status.get("device") else ""]
+handle = status.get("handle") or {}
+if handle.get("launcher") == "ray" and hasattr(store.launcher, "job_url"):
+    where.append(f"[its Ray job]({store.launcher.job_url(handle)})")
+if status.get("note"):
+    where.append(status["note"])
+if any(where):
+    st.caption(" · ".join(w for w in where if w))
 mine = ui.can_change(run_id)
 c1, c2 = st.columns([1, 3])
 if c1.button("Delete run", disabled=state in ("queued", "running") or not mine, key="runs:delete",

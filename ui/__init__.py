@@ -572,8 +572,15 @@ def sidebar():
     st.markdown(f"**Your runs:** {mine['running']} running · {mine['queued']} waiting · {mine['done']} done")
     st.markdown(f"**Queue:** {all_['running']} running · {all_['queued']} waiting · {all_['done']} done · "
                 f"{all_['failed']} failed · {all_['cancelled']} cancelled")
-    st.caption(f"**Device:** {describe(device())} · {plural(store().max_concurrent, 'run')} at a time; runs survive "
-               "reloads.")
+    health = getattr(store().launcher, "health", None)
+    if health:   # a cluster launcher: say plainly whether it answers
+        ok, msg = health()
+        (st.caption if ok else st.warning)(("☁️ " if ok else "") + msg[:1].upper() + msg[1:] + ".")
+        if store().unavailable and ok:
+            st.caption(f"Last try: {store().unavailable}")
+    else:
+        st.caption(f"**Device:** {describe(device())} · {plural(store().max_concurrent, 'run')} at a time; runs "
+                   "survive reloads.")
 
 
 def queue_text(pos: dict | None) -> str:
