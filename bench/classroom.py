@@ -74,18 +74,29 @@ def children(pid: int) -> list[int]:
 
 
 class Memory(threading.Thread):
-    """Peak RSS of the Streamlit server and of its workers, sampled until stop()."""
+    """Peak RSS, sampled every 0.5 s until stop: the server (and the given pids), one worker (any process running
+    core.engine.worker, wherever it was started from), and the Ray processes together (with the Ray launcher)."""
 
     def __init__(self, *pids: int):
         super().__init__(daemon=True)
-        self.pids, self.server, self.workers, self.running = pids, 0.0, 0.0, True
+        self.pids, self.server, self.workers, self.cluster, self.running = pids, 0.0, 0.0, 0.0, True
 
     def run(self):
         while self.running:
             for pid in self.pids:   # lab.sh execs python: the server is the shell's pid
                 self.server = max(self.server, rss_mb(pid))
-                for w in children(pid):
-                    self.workers = max(self.workers, rss_mb(w))
+            ray_total = 0.0
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    try:
+                        cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+                    except OSError:
+                        continue
+                    if b"core.engine.worker" in cmd:
+                        self.workers = max(self.workers, rss_mb(int(proc.name)))
+                    elif b"/ray/" in cmd or b"raylet" in cmd or b"gcs_server" in cmd:
+                        ray_total += rss_mb(int(proc.name))
+            self.cluster = max(self.cluster, ray_total)
             time.sleep(0.5)
 
 
@@ -375,6 +386,10 @@ def summary(learners: list[Learner], runs_dir: Path, n: int) -> dict:
     fair = not any(created < s < started for created, started in firsts for s in seconds)
     # while the queue drains: every page after the class has pressed Train (coming back, reloads); the arrival burst
     # (thirty first opens, names and Train presses within five seconds) is reported apart
+    waits = sorted(st["began"] - st["created"] for v in statuses.values() for _, st in v
+                   if st.get("began") and st.get("created"))
+    first_waits = sorted(st["began"] - st["created"] for v in statuses.values() for _, st in v[:1]
+                         if st.get("began") and st.get("created"))
     times = sorted(t for lr in learners for _, t in lr.page_s[lr.arrival_n:])
     p95 = pct(times, 0.95)
     burst = sorted(t for lr in learners for _, t in lr.page_s[:lr.arrival_n])
@@ -393,6 +408,9 @@ def summary(learners: list[Learner], runs_dir: Path, n: int) -> dict:
             "arrival_p95_s": pct(burst, 0.95), "arrival_max_s": round(burst[-1], 2) if burst else None,
             "p95_by_kind_s": {k: pct(sorted(v), 0.95) for k, v in by_kind.items()},
             "drain_s": round(done_at - first, 1) if done_at else None,
+            "runs_per_min": round(60 * len(durations) / (done_at - first), 2) if done_at > first else None,
+            "submit_to_start_s": {"median": pct(waits, 0.5), "p95": pct(waits, 0.95), "min": pct(waits, 0.0)},
+            "first_run_submit_to_start_s": {"median": pct(first_waits, 0.5), "max": pct(first_waits, 1.0)},
             "median_run_s": round(sorted(durations)[len(durations) // 2], 1) if durations else None,
             "errors": [f"{lr.name}: {e}" for lr in learners for e in lr.errors][:10],
             "median_by_kind_s": {k: round(sorted(v)[len(v) // 2], 2) for k, v in by_kind.items()}}
@@ -405,12 +423,29 @@ def main():
     ap.add_argument("--minutes", type=float, default=12.0, help="the class ends at this time, drained or not")
     ap.add_argument("--every", type=float, default=30.0, help="seconds between a learner's visits")
     ap.add_argument("--arrive", type=float, default=5.0, help="the learners arrive within this many seconds")
+    ap.add_argument("--launcher", choices=["local", "ray"], default="local",
+                    help="ray: start a local Ray head (2 CPUs) and let it place the runs (ARLAB_LAUNCHER=ray)")
     ap.add_argument("--clients", choices=["browser", "script"], default="browser",
                     help="browser: a headless Chromium context per learner; script: a Streamlit script session "
                          "(AppTest) per learner in a thread of this process, beside the real server")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"Chromium is needed at {CHROMIUM} (bash lab.sh test installs it)")
+    head = None
+    if args.launcher == "ray":   # a local Ray head with 2 CPUs places the runs (1 CPU each)
+        from core.engine.ray_launcher import LocalHead
+
+        head = LocalHead(cpus=2).start()
+        os.environ.update({"ARLAB_LAUNCHER": "ray", "ARLAB_RAY_ADDRESS": head.address})
+    try:
+        out = run_class(args)
+    finally:
+        if head:
+            head.stop()
+    print(json.dumps(out))
+
+
+def run_class(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         app = App(runs, Path(tmp) / "app.log")
@@ -429,7 +464,9 @@ def main():
             app.stop()
         out["peak_rss_mb"] = round(mem.server)
         out["worker_peak_rss_mb"] = round(mem.workers)
-    print(json.dumps(out))
+        out["ray_peak_rss_mb"] = round(mem.cluster)
+        out["launcher"] = args.launcher
+    return out
 
 
 if __name__ == "__main__":
