@@ -425,6 +425,7 @@ def main():
     ap.add_argument("--arrive", type=float, default=5.0, help="the learners arrive within this many seconds")
     ap.add_argument("--launcher", choices=["local", "ray"], default="local",
                     help="ray: start a local Ray head (2 CPUs) and let it place the runs (ARLAB_LAUNCHER=ray)")
+    ap.add_argument("--ray-nice", type=int, default=0, help="start that head under `nice -n` (0 = as is)")
     ap.add_argument("--clients", choices=["browser", "script"], default="browser",
                     help="browser: a headless Chromium context per learner; script: a Streamlit script session "
                          "(AppTest) per learner in a thread of this process, beside the real server")
@@ -435,7 +436,7 @@ def main():
     if args.launcher == "ray":   # a local Ray head with 2 CPUs places the runs (1 CPU each)
         from core.engine.ray_launcher import LocalHead
 
-        head = LocalHead(cpus=2).start()
+        head = LocalHead(cpus=2, nice=args.ray_nice).start()
         os.environ.update({"ARLAB_LAUNCHER": "ray", "ARLAB_RAY_ADDRESS": head.address})
     try:
         out = run_class(args)
@@ -446,7 +447,7 @@ def main():
 
 
 def run_class(args) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:   # the pump may still be writing
         runs = Path(tmp) / "runs"
         app = App(runs, Path(tmp) / "app.log")
         # the server; in script mode the sessions live in this process, so it is measured too

@@ -23,6 +23,7 @@ from .. import ROOT
 from .launcher import WORKER_MODULE, LauncherUnavailable
 
 RUNNING = ("PENDING", "RUNNING")
+STATUS_TTL_S = 1.0
 
 
 class RayJobLauncher:
@@ -32,7 +33,7 @@ class RayJobLauncher:
     def __init__(self, address: str | None = None, cpus: float = 1.0, gpus: float = 0.0):
         self.address = address or os.environ.get("ARLAB_RAY_ADDRESS") or ""
         self.cpus, self.gpus = cpus, gpus
-        self._client, self._health = None, (0.0, True, "")
+        self._client, self._health, self._jobs = None, (0.0, True, ""), (0.0, {})
 
     def client(self):
         """The job client, made on first use (and again after the head was unreachable)."""
@@ -93,10 +94,23 @@ class RayJobLauncher:
             if "already exists" not in str(e):
                 raise
             job = run_dir.name
+        self._jobs = (0.0, {})   # the next question about it asks the cluster afresh
         return {"launcher": self.name, "job": job, "address": self.address}
+
+    def _snapshot(self) -> dict[str, str]:
+        """Every job's status from one list_jobs call, kept STATUS_TTL_S: a pump asks about every running run, and
+        one request per run per pump (from each process that pumps) kept the head's dashboard busy."""
+        t, jobs = self._jobs
+        if time.time() - t > STATUS_TTL_S:
+            jobs = {j.submission_id: str(j.status.value) for j in self._call(lambda c: c.list_jobs())}
+            self._jobs = (time.time(), jobs)
+        return jobs
 
     def job_status(self, handle: dict) -> str:
         """PENDING | RUNNING | STOPPED | SUCCEEDED | FAILED, or GONE when the cluster does not know the job."""
+        known = self._snapshot().get(handle.get("job"))
+        if known:
+            return known
         try:
             return str(self._call(lambda c: c.get_job_status(handle["job"])).value)
         except LauncherUnavailable:
@@ -135,9 +149,10 @@ class RayJobLauncher:
 
 class LocalHead:
     """A Ray head on this machine, on 127.0.0.1 (for trying the launcher, tests and benchmarks): start(), stop(),
-    start() again. `address` is its dashboard address, what ARLAB_RAY_ADDRESS takes."""
+    start() again. `address` is its dashboard address, what ARLAB_RAY_ADDRESS takes. nice: its CPU priority
+    (`ray start` under `nice -n`), so that on the app's own machine the server answers first."""
 
-    def __init__(self, cpus: int = 2):
+    def __init__(self, cpus: int = 2, nice: int = 0):
         import socket
         import tempfile
 
@@ -146,7 +161,7 @@ class LocalHead:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 ports.append(s.getsockname()[1])
-        self.port, self.dash, self.cpus = ports[0], ports[1], cpus
+        self.port, self.dash, self.cpus, self.nice = ports[0], ports[1], cpus, nice
         self.tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")   # short: Ray's socket paths have a length limit
         self.address = f"http://127.0.0.1:{self.dash}"
         self.ray = str(Path(sys.executable).with_name("ray"))
@@ -154,7 +169,8 @@ class LocalHead:
     def start(self, timeout: float = 120) -> "LocalHead":
         import subprocess
 
-        subprocess.run([self.ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+        # nice: on the app's own machine, Ray's daemons (and the jobs they start) queue behind the app's server
+        subprocess.run(["nice", "-n", str(self.nice), self.ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
                         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dash), "--num-cpus",
                         str(self.cpus), "--temp-dir", self.tmp, "--disable-usage-stats", "--include-dashboard", "true"],
                        check=True, capture_output=True, timeout=180)
