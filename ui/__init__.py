@@ -628,6 +628,10 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         head[0].markdown(label)
         if state == "queued":
             st.caption(queue_text(store().position(run_id)))
+        elif state == "running" and not st_.get("began"):   # handed over, its worker has not begun yet
+            on_cluster = (st_.get("handle") or {}).get("launcher") == "ray"
+            st.caption("☁️ handed to the Ray cluster: waiting for a node with room" if on_cluster else
+                       "starting its worker…")
         if state in ("queued", "running") and can_change(run_id):
             if head[1].button("Cancel", key=f"cancel:{key}:{run_id}"):
                 store().cancel(run_id, reason=f"cancelled by {me().name}")
