@@ -67,7 +67,7 @@ class RayJobLauncher:
         t, ok, msg = self._health
         if time.time() - t > 5:
             try:
-                self._call(lambda c: c.list_jobs())
+                self._snapshot()
                 ok, msg = True, f"runs are placed by the Ray cluster at {self.address}"
             except LauncherUnavailable as e:
                 ok, msg = False, f"{e}; runs wait in the queue until it answers"

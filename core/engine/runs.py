@@ -390,7 +390,7 @@ class RunStore:
         started, p = [], self.policy
         with self._lock():
             self.recover()
-            entries = self.entries(fresh=True)
+            entries = self.entries()   # recover's read, unless it changed something (then read again)
             by_id = {e["id"]: e for e in entries}
             running = [e for e in entries if e["status"].get("state") == "running"]
             per_owner: dict[str, int] = {}

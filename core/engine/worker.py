@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import ROOT
 from ..context import RunContext as RunContextBase
 from ..train import NonFiniteLoss, RunCancelled
 from .runs import RunSpec, RunStore, read_json, write_json_atomic
@@ -117,7 +118,7 @@ def failure_reason(e: BaseException) -> str:
             or type(e).__name__ == "OutOfMemoryError":
         return ("out of memory: this run needed more memory than one run may use on this server; lower the batch "
                 "size or the model's size")
-    return f"{type(e).__name__}: {text.replace(str(Path(__file__).resolve().parents[2]), '.')}"
+    return f"{type(e).__name__}: {text.replace(str(ROOT), '.')}"
 
 
 def _remove_temp_files(run_dir: Path) -> None:
