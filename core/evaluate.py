@@ -24,11 +24,12 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
     e = entries[0]
     q, ds = e["question"], e["dataset"]
     model, config = sources.load(f"pretrained:{name}", device)
-    test = data.load(ds)[1]
+    version = e.get("data_version")  # an older generator's images when it was trained on those
+    test = data.load(ds, version=version)[1]
     if images != "all":
         if q not in ("q2a", "q2b", "q3a", "q3b") or images not in ("new", "repeated"):
             raise ValueError(f"images must be all, new or repeated (new/repeated for Q2/Q3 only); got {images!r}")
-        rep = data.repeats(data.load(ds)[0], test)
+        rep = data.repeats(data.load(ds, version=version)[0], test)
         test = test[rep if images == "repeated" else ~rep]
     with torch.no_grad():
         if q in ("q2a", "q2b"):

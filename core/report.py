@@ -295,7 +295,7 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") ->
         from .questions import q4
 
         tok = VQTokenizer(model)
-        shown = data.load(ds)[1][:50]
+        shown = data.load(ds, version=e.get("data_version"))[1][:50]  # the images it was trained on
         imgs = q4.pairs(shown, q4.to_images(tok.decode(tok.quantize(shown))))
     elif q == "q4b":
         from .questions import q4

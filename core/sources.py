@@ -172,6 +172,20 @@ def shipped(questions, dataset: str) -> list[dict]:
     return [e for e in checkpoints.find(dataset=dataset) if e["question"] in questions]
 
 
+def data_note(entry: dict) -> str | None:
+    """A shipped checkpoint trained on an older generator version of its (generated) data set says so: its
+    samples look like that version, and its test loss is measured on that version's test images."""
+    from . import data
+
+    spec = data.SETS.get(entry.get("dataset"), {})
+    v = entry.get("data_version")
+    if v is None or "version" not in spec or v == spec["version"]:
+        return None
+    return (f"`{entry['name']}` was trained on generator v{v} of {spec['title']}, the earlier look of this set "
+            f"(the set is now v{spec['version']}); its samples look like v{v} and its test loss is measured on "
+            f"v{v}'s test images. A checkpoint for v{spec['version']} comes with the next retraining.")
+
+
 def finished_runs(questions, dataset: str, runs_root=None, file: str = RUN_FILE) -> list[dict]:
     """Finished runs of these questions for `dataset` that saved `file` (default: a model), newest first
     ({id, spec, status, dir})."""

@@ -55,6 +55,10 @@ def summary(name: str) -> dict:
         if name == "mnist-v2":
             s["captions"] = [out[2][i] for i in idx]
         s["repeats"] = int(data.repeats(train, test).sum())
+        if name == "mnist-colored":
+            from core.data import colour_mnist
+
+            s["course"] = {k: colour_mnist.colour_stats(test, ref) for k, ref in colour_mnist.course_reference().items()}
     return s
 
 
@@ -100,6 +104,13 @@ else:
     fig.update_layout(xaxis_title="value (all channels, first 5,000 training images)", yaxis_title="share",
                       height=280, margin=dict(l=10, r=10, t=10, b=10))
     st.plotly_chart(fig, width="stretch")
+    if "course" in s:
+        o, q = s["course"]["originals"], s["course"]["q4b_samples"]
+        st.caption(f"Held against the course's own figures of its coloured MNIST (colours read at each pixel's "
+                   f"centre): {o['colours_95']} of the 64 two-bit colours cover 95% of this set's test pixels (the "
+                   f"course's originals: {o['reference_colours_95']}, its Q4b samples: {q['reference_colours_95']}); "
+                   f"total-variation distance between the colour histograms {o['tv']:.2f} to the originals and "
+                   f"{q['tv']:.2f} to the samples (0 = the same colours in the same shares, 1 = none shared).")
 
 st.subheader("Where it comes from")
 st.markdown(meta["source"])

@@ -119,7 +119,7 @@ c2.caption("Presets: **quick** is a smaller net on a 6,000-image subset that lea
            "the 10,000 test images are scored after every epoch). **homework** is the notebook's net and settings, "
            "meant for a GPU, but shapes fit a CPU too (2 cores: ~1 minute per epoch, 10 epochs in ~9.5 minutes; "
            "~2 minutes per epoch on coloured shapes).")
-ui.shipped_split(q.key, dataset)
+ui.shipped_notes(q.key, dataset)
 ui.train_panel(q, dataset)
 
 

@@ -95,7 +95,7 @@ with tab_train:
     st.caption("Presets: **quick** learns visibly on a laptop CPU in ~2 minutes on shapes (MNIST sets: use "
                "**quick-mnist**, 3–5 minutes, over half of it scoring the 10,000 test images); **homework** is the "
                "notebook's setting (d_model 128, 4 heads, 2 layers, 15 epochs), meant for a GPU.")
-    ui.shipped_split(q.key, dataset)
+    ui.shipped_notes(q.key, dataset)
     ui.train_panel(q, dataset)
 
     def train_extra(view, status):

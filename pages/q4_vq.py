@@ -325,6 +325,7 @@ with tab_b:
     if shipped:
         e = shipped[0]
         with st.expander(f"Pretrained: {e['name']} — test loss {e['test_loss']:.3f} nats/token", expanded=False):
+            ui.shipped_notes("q4b", dataset)
             c1, c2 = st.columns(2)
             s = c1.number_input("seed", 0, 10**6, 0, key="q4b:pt:seed")
             temp = c2.slider("temperature", 0.1, 2.0, 1.0, 0.1, key="q4b:pt:temp")
@@ -340,5 +341,6 @@ with tab_b:
         _no_tokenizer_note()
     else:
         st.caption("Tokenizers: " + " · ".join(f"`{v}` = {label}" for v, label in opts))
+        ui.shipped_notes("q4a", dataset)
         ui.train_panel(ui.with_choices(qb, "tokenizer", [v for v, _ in opts]), dataset)
     ui.run_monitor(ui.current_run(qb, dataset), extra=_samples_extra, unit="nats/token", key="q4b")

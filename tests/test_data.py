@@ -195,11 +195,13 @@ def test_textured_generator_formats_and_seeds():
     assert x.shape == (50, 28, 28, 3) and x.dtype == np.uint8 and x.max() <= 3
     np.testing.assert_array_equal(colour_mnist.textured(gray, seed=1), x)
     assert not np.array_equal(colour_mnist.textured(gray, seed=2), x)
-    mask = gray > 127.5
+    mask = gray > 0  # v2: every pixel that is not black is digit
     bg_colours = [len(np.unique(x[i][~mask[i]], axis=0)) for i in range(50)]
     assert np.mean(bg_colours) > 2  # textured: several background colours per image
     digit_dark = x[mask].max(-1) <= 1
-    assert digit_dark.all() and (x[~mask].min(-1) >= 1).all()  # dark digits on light backgrounds
+    assert digit_dark.mean() > 0.95 and (x[~mask].min(-1) >= 1).all()  # dark digits (2% speckle) on pastels
+    old = colour_mnist.textured(gray, seed=1, version=1)  # the first generator: mask > 127.5, no speckle in digits
+    assert (old[gray > 127.5].max(-1) <= 1).all() and (old[gray <= 127.5].min(-1) >= 1).all()
 
 
 # ----------------------------------------------------------------------------- the real MNIST and its sets
@@ -228,6 +230,78 @@ def test_mnist_colored_and_v2_on_real_mnist():
     assert len(train_caps) == 60000 and len(test_caps) == 10000 and isinstance(train_caps[0], str)
     check_captions(train, train_caps, xtr, ytr)  # every caption, checked from the pixels
     check_captions(test, test_caps, xte, yte)
+
+
+# ----------------------------------------------------------------------------- coloured MNIST against the course's look
+COURSE_FIGURES = ROOT.parent / "shared" / "reference-figures"
+
+
+def test_mnist_colored_has_the_course_colours():
+    """The course's coloured MNIST: a few dark digit colours on a few pastels. Ours, held against the course's own
+    figures (kept as histograms in course_colours.json): <= 10 colours cover 95% of the test pixels and the
+    total-variation distance to both the course's originals and its Q4b samples is <= 0.25."""
+    real_mnist_or_skip()
+    _, test = data.load("mnist-colored")
+    for name, ref in colour_mnist.course_reference().items():
+        st = colour_mnist.colour_stats(test, ref)
+        assert st["colours_95"] <= 10 and st["tv"] <= 0.25, (name, st)
+    # the first generator (kept for the checkpoints trained on it) was far from it: the measurement can fail
+    _, old = data.load("mnist-colored", version=1)
+    st = colour_mnist.colour_stats(old, colour_mnist.course_reference()["originals"])
+    assert st["colours_95"] > 10 and st["tv"] > 0.5, st
+    assert not np.array_equal(old[:100], test[:100])
+
+
+def test_mnist_colored_digit_mask_is_the_course_s():
+    """Every non-black MNIST pixel is digit (the course's mask): digit pixels take the dark colours (but for a 2%
+    speckle), the rest the pastels."""
+    real_mnist_or_skip()
+    gray = mnist.load_gray()[2][:500]
+    x = colour_mnist.textured(gray, [0, 1])
+    dark = x.max(-1) <= 1
+    assert (dark == (gray > 0)).mean() > 0.97 and not dark[gray == 0].any()
+
+
+def test_figure_images_reads_a_grid_figure_back():
+    """The reader behind the course's histograms: images drawn into a black-framed grid at a non-integer scale
+    (as matplotlib draws the course's figures) come back pixel for pixel."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 4, (6, 28, 28, 3)).astype(np.uint8)
+    cell, frame = 41, 3  # 41/28 = 1.46 figure pixels per image pixel
+    canvas = np.full((40 + 2 * (cell + frame) + frame, 30 + 3 * (cell + frame) + frame, 3), 255, np.uint8)
+    canvas[20:20 + 2 * (cell + frame) + frame, 15:15 + 3 * (cell + frame) + frame] = 0
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, 3)
+        big = np.asarray(Image.fromarray(im * 85).resize((cell, cell), Image.NEAREST))
+        y, x = 20 + frame + r * (cell + frame), 15 + frame + c * (cell + frame)
+        canvas[y:y + cell, x:x + cell] = big
+    path = ROOT / "tests" / "_grid_tmp.png"
+    try:
+        Image.fromarray(canvas).save(path)
+        back = colour_mnist.figure_images(path)
+    finally:
+        path.unlink(missing_ok=True)
+    assert back.shape == imgs.shape and np.array_equal(back, imgs)
+
+
+def test_course_histograms_are_measured_from_the_course_figures():
+    if not (COURSE_FIGURES / "q4_b_dset1_samples.png").is_file():
+        pytest.skip(f"the course's figures are not at {COURSE_FIGURES}")
+    kept = colour_mnist.course_reference()
+    for name, h in colour_mnist.course_histograms(COURSE_FIGURES).items():
+        assert np.abs(h - kept[name]).max() < 1e-5, name
+
+
+def test_older_generator_versions_only_on_request():
+    assert data.version_of("mnist-colored") == 2 and data.version_of("mnist-colored", 1) == 1
+    with pytest.raises(ValueError, match="no generator version 7; it has 2, 1"):
+        data.load("mnist-colored", version=7)
+    with pytest.raises(ValueError, match="not generated"):
+        data.load("mnist", version=1)
+    assert data.cache_file("mnist-colored", version=1).name == "mnist-colored-seed0-v1.npz"
+    assert data.cache_file("mnist-colored").name == "mnist-colored-seed0-v2.npz"
 
 
 # ----------------------------------------------------------------------------- checksums and the fetch step
@@ -408,6 +482,10 @@ def test_data_sets_page_renders():
         if name == "shapes":   # how many test images repeat a training image (68.7% of the binary shapes)
             m = next(m for m in at.metric if m.label.startswith("Test images that repeat"))
             assert m.value.endswith("(68.7%)"), m.value
+    if not data.missing("mnist-colored"):  # the coloured MNIST held against the course's figures, in words
+        at.selectbox(key="data:name").set_value("mnist-colored").run()
+        assert not at.exception and not at.error
+        assert any("the course's own figures" in c.value and "cover 95%" in c.value for c in at.caption)
 
 
 def test_data_sets_page_names_the_fetch_command(empty_cache):

@@ -59,3 +59,22 @@ def test_shipped_pixelcnn_reproduces_its_test_loss_on_a_subset():
         sub = torch.as_tensor(test[:1000]).long()
         got = sum(loss(model, sub[i:i + 250]).item() for i in range(0, 1000, 250)) / 4
     assert abs(got - entry["test_loss"]) < 0.25 * entry["test_loss"]   # a 1000-image subset of 4,491
+
+
+def test_entries_of_generated_sets_say_which_generator_version_they_were_trained_on():
+    """A checkpoint trained on an older generator of its set is evaluated on that version's images and says so on
+    its pages; entries of the current version (or of real data) carry no note."""
+    from core import data, sources
+
+    for e in ENTRIES:
+        spec = data.SETS.get(e["dataset"], {})
+        v = e.get("data_version")
+        if v is None or v == spec.get("version"):
+            assert sources.data_note(e) is None, e["name"]
+        else:
+            assert v in spec["older"], e["name"]  # still made on request, so the entry can be re-evaluated
+            note = sources.data_note(e)
+            assert f"generator v{v}" in note and f"now v{spec['version']}" in note, note
+    fake = {"name": "x", "dataset": "mnist-colored", "data_version": 1}
+    assert "earlier look" in sources.data_note(fake)
+    assert sources.data_note({**fake, "data_version": data.SETS["mnist-colored"]["version"]}) is None

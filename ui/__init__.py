@@ -507,12 +507,16 @@ def next_token_panel(key: str, make_stepper, label_of, render, colors=None, max_
     return stepper
 
 
-def shipped_split(question: str, dataset: str):
-    """For a set whose test images partly repeat training images (shapes): the shipped model's test loss on all
-    test images, on the new ones and on the repeated ones (manifest "test_split"), as a caption."""
+def shipped_notes(question: str, dataset: str):
+    """What a learner should know about the shipped model of this question and set, as captions: trained on an
+    older version of a generated set; for a set whose test images partly repeat training images (shapes), its test
+    loss on all test images, on the new ones and on the repeated ones (manifest "test_split")."""
     from core import sources
 
     for e in sources.shipped(question, dataset):
+        note = sources.data_note(e)
+        if note:
+            st.caption(note)
         sp = e.get("test_split")
         if sp:
             unit = e.get("unit", "")

