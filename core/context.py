@@ -14,6 +14,7 @@ class RunContext:
     run_dir: Path | None = None       # the run's folder (None in-process: nothing is kept)
     runs_root: Path | None = None     # where finished runs live, for "run:ID" model sources (None = the default)
     keeps: bool = False               # does it keep artifacts? Per-epoch previews are drawn only when it does
+    init_state: dict | None = None    # weights the next model `fit` trains starts from (continued training)
 
     def emit(self, type: str, **fields) -> None:
         """An event: train/test losses, progress, artifacts, logs."""

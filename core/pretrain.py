@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoints
+from . import checkpoints, data, sources
 from .lab import RunSpec, store as RunStore
 
 
@@ -29,7 +29,9 @@ def parse_value(text: str):
 
 def pretrain(name: str, question: str, dataset: str, preset: str = "homework", overrides: dict | None = None,
              device: str = "auto", seed: int = 0, out_dir: Path = checkpoints.PRETRAINED,
-             runs_root: Path | None = None) -> dict:
+             runs_root: Path | None = None, init: str = "") -> dict:
+    """init: continue training from this model source ("pretrained:NAME" | "run:ID"); the entry then counts the
+    epochs and seconds of both parts and says so."""
     from . import questions
     from .device import describe, pick_device
     from .engine.worker import main as run_worker
@@ -37,7 +39,15 @@ def pretrain(name: str, question: str, dataset: str, preset: str = "homework", o
     q = questions.get(question)
     hp = {**q.preset(preset), **(overrides or {})}
     store = RunStore(runs_root or Path(os.environ.get("ARLAB_RUNS_DIR") or "runs"), max_concurrent=1)
-    rid = store.submit(RunSpec(question, dataset, hp, seed=seed, device=device, preset=preset, label=name), start=False)
+    before = None
+    if init:
+        found = sources.resolve(init, question, dataset)
+        prior = checkpoints.find(name=found.source.split(":", 1)[1])[0] if found.source.startswith("pretrained:") \
+            else {}
+        before = {"source": found.source, "sha256": found.sha256,
+                  **{k: prior.get(k) for k in ("epochs", "train_seconds", "test_loss", "device")}}
+    rid = store.submit(RunSpec(question, dataset, hp, seed=seed, device=device, preset=preset, label=name, init=init),
+                       start=False)
     run_dir = store.root / rid
     t0 = time.time()
     code = run_worker(str(run_dir))
@@ -50,14 +60,23 @@ def pretrain(name: str, question: str, dataset: str, preset: str = "homework", o
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, out_dir / f"{name}.safetensors")
-    label = preset if hp.get("epochs") == q.preset(preset).get("epochs") else f"{preset}, {hp.get('epochs')} epochs"
+    epochs, seconds = hp.get("epochs"), round(time.time() - t0, 1)
+    if before and before["epochs"] and epochs:
+        epochs = before["epochs"] + epochs
+        seconds = round(seconds + (before["train_seconds"] or 0), 1)
+    label = preset if epochs == q.preset(preset).get("epochs") else f"{preset}, {epochs} epochs"
+    if before:
+        label += f" ({before['epochs']} + {hp.get('epochs')} continued)" if before["epochs"] else \
+            f" (continued from {before['source']})"
     entry = {"name": name, "question": question, "dataset": dataset, "preset": label,
              "file": f"{name}.safetensors", "config": config, "hparams": store.spec(rid).hparams, "seed": seed,
-             "test_loss": result.get("test_loss"), "epochs": hp.get("epochs"),
-             "train_seconds": round(time.time() - t0, 1), "device": describe(pick_device(device)),
+             "test_loss": result.get("test_loss"), "epochs": epochs,
+             "train_seconds": seconds, "device": describe(pick_device(device)),
              "created": time.strftime("%Y-%m-%d"),
              "unit": result.get("unit") or q.unit,
-             **{k: v for k, v in result.items() if k in ("metrics", "test_metrics")}}
+             **({"data_version": data.SETS[dataset]["version"]} if "version" in data.SETS[dataset] else {}),
+             **{k: v for k, v in result.items() if k in ("metrics", "test_metrics")},
+             **({"continued_from": before} if before else {})}
     checkpoints.add_to_manifest(entry, out_dir / "manifest.json")
     return entry
 
@@ -100,13 +119,17 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(checkpoints.PRETRAINED))
+    ap.add_argument("--init", default="", metavar="SOURCE",
+                    help="continue training from this model (pretrained:NAME or run:ID): the entry adds both parts' "
+                         "epochs and seconds")
     args = ap.parse_args(argv)
     if args.question == "digits":
         print(json.dumps(pretrain_digits(args.name, seed=args.seed, out_dir=Path(args.out)), indent=1))
         return 0
     overrides = dict(kv.split("=", 1) for kv in args.set)
     entry = pretrain(args.name, args.question, args.dataset, args.preset,
-                     {k: parse_value(v) for k, v in overrides.items()}, args.device, args.seed, Path(args.out))
+                     {k: parse_value(v) for k, v in overrides.items()}, args.device, args.seed, Path(args.out),
+                     init=args.init)
     print(json.dumps(entry, indent=1))
     return 0
 

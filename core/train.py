@@ -158,6 +158,13 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     ctx = ctx or RunContext()
     seed_everything(cfg.seed)
     device = cfg.device
+    if ctx.init_state is not None:  # a continued run: start from those weights (once: later fits start fresh)
+        state, ctx.init_state = ctx.init_state, None
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError("the model to continue from does not fit this run's model (other sizes or layers): "
+                             + str(e).splitlines()[0]) from None
     model.to(device)
     opt = make_optimizer(model, cfg)
     if device != "cpu":  # the data sets are small: keep them on the accelerator, not one copy per step

@@ -41,6 +41,31 @@ def test_a_run_goes_queued_running_done_with_every_event(runs_dir):
     assert (runs_dir / rid / "model.safetensors").exists()
 
 
+def test_a_continued_run_starts_from_the_weights_it_names(runs_dir):
+    """RunSpec.init: the continued run's untrained test loss (epoch 0) is the first run's final one; a model of
+    another shape is refused with a plain reason; a source that does not exist fails the run saying so."""
+    from core.engine.worker import main as run_worker
+
+    store = RunStore(runs_dir, max_concurrent=1)
+    first = store.submit(RunSpec("q1b", "1d-1", QUICK), start=False)
+    assert run_worker(str(runs_dir / first)) == 0
+    final = store.status(first)["result"]["test_loss"]
+    more = store.submit(RunSpec("q1b", "1d-1", QUICK, seed=5, init=f"run:{first}"), start=False)
+    assert run_worker(str(runs_dir / more)) == 0
+    events, _ = store.events(more)
+    assert [e["loss"] for e in events if e["type"] == "test"][0] == pytest.approx(final, rel=1e-6)
+    assert any("continuing from" in e.get("msg", "") for e in events)
+    fresh = store.submit(RunSpec("q1b", "1d-1", QUICK, seed=5), start=False)
+    assert run_worker(str(runs_dir / fresh)) == 0
+    assert [e["loss"] for e in store.events(fresh)[0] if e["type"] == "test"][0] > final + 0.1  # it would differ
+    other = store.submit(RunSpec("q1b", "1d-1", {**QUICK, "components": 7}, init=f"run:{first}"), start=False)
+    run_worker(str(runs_dir / other))
+    assert state(store, other) == "failed" and "does not fit" in store.status(other)["reason"]
+    gone = store.submit(RunSpec("q1b", "1d-1", QUICK, init="run:20990101-000000-q1b-nothere"), start=False)
+    run_worker(str(runs_dir / gone))
+    assert state(store, gone) == "failed" and "nothere" in store.status(gone)["reason"]
+
+
 def test_invalid_spec_is_rejected_before_anything_starts(runs_dir):
     store = RunStore(runs_dir, max_concurrent=1)
     with pytest.raises(InvalidSpec) as e:
@@ -117,3 +142,19 @@ def test_nan_loss_stops_training_with_a_clear_error():
     loss_fn = lambda m, x: m(x.float()[:, None]).mean() * float("nan")
     with pytest.raises(NonFiniteLoss, match="learning rate"):
         fit(model, loss_fn, torch.arange(10), torch.arange(4), TrainConfig(epochs=1, batch_size=5))
+
+
+def test_pretrain_records_a_continued_checkpoint_honestly(runs_dir, tmp_path):
+    """core.pretrain --init: the entry names what it continued from and labels its preset so."""
+    from core.engine.worker import main as run_worker
+    from core.pretrain import pretrain
+
+    store = RunStore(runs_dir, max_concurrent=1)
+    first = store.submit(RunSpec("q1b", "1d-1", QUICK), start=False)
+    assert run_worker(str(runs_dir / first)) == 0
+    entry = pretrain("q1b-more", "q1b", "1d-1", "quick", dict(QUICK), "cpu", 0, tmp_path / "out", runs_dir,
+                     init=f"run:{first}")
+    assert entry["continued_from"]["source"] == f"run:{first}"
+    assert entry["preset"].endswith(f"(continued from run:{first})") and entry["epochs"] == QUICK["epochs"]
+    assert entry["test_loss"] < store.status(first)["result"]["test_loss"] + 1e-6
+    assert (tmp_path / "out" / "q1b-more.safetensors").is_file() and "data_version" not in entry  # 1d-1: no version

@@ -62,6 +62,8 @@ class RunSpec:
     label: str = ""
     owner: str = ""               # who started it (a signed-in user or a name kept in the browser; "" = this machine)
     owner_name: str = ""          # how to show the owner
+    init: str = ""                # continue training: a model source ("pretrained:NAME" | "run:ID") of this
+                                  # question and data set whose weights the model starts from ("" = fresh)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +81,8 @@ class RunSpec:
             errors["owner"] = "must be a short text"
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             errors["device"] = "must be auto, cpu, cuda or mps"
+        if not isinstance(self.init, str) or len(self.init) > 300:
+            errors["init"] = "must be a model source such as pretrained:NAME or run:ID"
         hp = None
         try:
             hp = validator(self.question, self.dataset, self.hparams)

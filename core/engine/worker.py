@@ -121,6 +121,16 @@ def failure_reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.replace(str(ROOT), '.')}"
 
 
+def initial_weights(spec: RunSpec, ctx) -> dict:
+    """The weights of the model `spec.init` names (same question and data set), for a continued run."""
+    from .. import sources
+
+    found = sources.resolve(spec.init, spec.question, spec.dataset, ctx.runs_root)
+    model, _ = sources.load(found.source, "cpu", ctx.runs_root, questions=spec.question)
+    ctx.emit("log", msg=f"continuing from {found.label}")
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _remove_temp_files(run_dir: Path) -> None:
     for f in run_dir.glob(".*.tmp"):
         f.unlink(missing_ok=True)
@@ -156,6 +166,8 @@ def main(run_dir: str, own_process: bool = False) -> int:
                          host=socket.gethostname())
         ctx = RunContext(run_dir, device)
         ctx.emit("log", msg=f"worker {os.getpid()} on {device} with {torch.get_num_threads()} threads")
+        if spec.init:
+            ctx.init_state = initial_weights(spec, ctx)
         result = questions.get(spec.question).run(spec, ctx) or {}
         ctx.emit("result", **result)
         store.set_status(run_id, state="done", ended=time.time(), result=json.loads(json.dumps(result, default=_jsonable)))
