@@ -1,17 +1,21 @@
 """python -m core — the homework from the command line.
 
 COMMANDS
-    run QUESTION --dataset D [--preset quick|homework] [--epochs N] [--device cpu|cuda|auto] [--out DIR]
-                 [--pretrained NAME|auto] [--seed S]
+    run QUESTION --dataset D [--preset quick|homework] [--epochs N] [--data-fraction F]
+                 [--device cpu|cuda|auto] [--out DIR] [--pretrained NAME|auto] [--seed S]
         Train one question on one data set as a background run would (same worker, same events), then write its
         figures under the course's file names into DIR. With --pretrained, load a shipped checkpoint instead of
         training and draw its samples (a checkpoint has no training curve; that figure is listed as missing).
         QUESTION: q1a q1b q2a q2b q3a q3b q3c q4a q4b q5 q6.  D: the course's data-set number (1 or 2) or one of
         our names (1d-1, shapes, mnist-colored, ...).
 
-    all [--preset quick|homework] [--epochs N] [--jobs K] [--device ...] [--out DIR] [--only Q,Q,...]
+    all [--preset quick|homework] [--epochs N] [--data-fraction F] [--jobs K] [--device ...] [--out DIR]
+        [--only Q,Q,...]
         Every question on every data set, K runs at a time (several runs share one GPU well), then the report.
         q4b and q6 use the tokenizer shipped for their data set; q3c races the model shipped for its data set.
+        --data-fraction F (0 < F <= 1) trains every question that has a training-subset setting on that share
+        of its training set (the test loss still uses the whole test set; the preset label says so): a smoke
+        run of the whole pipeline, not numbers to hand in.
 
     eval-pretrained [NAME ...] [--device ...] [--tolerance T]
         Recompute each shipped checkpoint's test loss on its full test set and compare it with the manifest;
@@ -113,17 +117,25 @@ def run_many(specs, jobs: int = 1, log=print) -> list[tuple[str, dict]]:
     return out
 
 
-def spec_for(question: str, dataset: str, preset: str, epochs: int | None, device: str, seed: int):
+def spec_for(question: str, dataset: str, preset: str, epochs: int | None, device: str, seed: int,
+             data_fraction: float | None = None):
     from .lab import RunSpec
     from .questions import get
 
     q = get(question)
     if preset not in q.presets:
         raise report.ReportError(f"{question} has no preset {preset!r} (use {', '.join(q.presets)})")
+    if data_fraction is not None and not 0 < data_fraction <= 1:
+        raise report.ReportError(f"--data-fraction must be above 0 and at most 1 (got {data_fraction:g})")
     hp = q.hparams(None, preset)
+    label = preset
     if epochs is not None and "epochs" in hp:
         hp["epochs"] = epochs
-    label = f"{preset}" + (f", {epochs} epochs" if epochs is not None and "epochs" in hp else "")
+        label += f", {epochs} epochs"
+    key = next((k for k in ("data_fraction", "subset") if k in hp), None)
+    if data_fraction is not None and key:
+        hp[key] = data_fraction
+        label += f", {data_fraction:.0%} of the training data"
     return RunSpec(question, dataset, hp, seed=seed, device=device, preset=label)
 
 
@@ -160,7 +172,8 @@ def cmd_run(a) -> int:
             raise report.ReportError(f"no checkpoint is shipped for {a.question} on {ds}")
         items = [report.from_pretrained(name, out, a.seed, _device(a.device))]
     else:
-        items = _write(run_many([spec_for(a.question, ds, a.preset, a.epochs, a.device, a.seed)]), out)
+        items = _write(run_many([spec_for(a.question, ds, a.preset, a.epochs, a.device, a.seed, a.data_fraction)]),
+                       out)
     if items:
         report.write_summary(items, out)
     _print_items(items, out)
@@ -172,7 +185,8 @@ def cmd_all(a) -> int:
     for q in only:
         if q not in report.DSETS:
             raise report.ReportError(f"unknown question {q!r} (known: {', '.join(report.QUESTIONS)})")
-    specs = [spec_for(q, ds, a.preset, a.epochs, a.device, a.seed) for q in only for ds in report.DSETS[q]]
+    specs = [spec_for(q, ds, a.preset, a.epochs, a.device, a.seed, a.data_fraction)
+             for q in only for ds in report.DSETS[q]]
     t0 = time.time()
     done = run_many(specs, a.jobs)
     print(f"{len(done)} runs in {time.time() - t0:.0f} s; writing the report to {a.out}")
@@ -228,6 +242,8 @@ def main(argv=None) -> int:
         if preset:
             p.add_argument("--preset", default="quick", help="quick (CPU-sized) or homework (the notebook's)")
             p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+            p.add_argument("--data-fraction", type=float, default=None, metavar="F",
+                           help="train on this share (0 < F <= 1) of each training set: a smoke run")
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
         p.add_argument("--seed", type=int, default=0)
 

@@ -101,11 +101,24 @@ def test_report_writes_summary_writeup_and_lists_what_is_missing(runs_dir, tmp_p
                                                                          for d in report.DSETS[q]}
 
 
+def test_data_fraction_trains_on_a_share_and_says_so():
+    from core.__main__ import spec_for
+
+    s = spec_for("q3a", "mnist", "quick", 1, "cpu", 0, 0.02)
+    assert s.hparams["data_fraction"] == 0.02 and s.preset == "quick, 1 epochs, 2% of the training data"
+    assert spec_for("q2b", "shapes-colored", "quick", None, "cpu", 0, 0.5).hparams["subset"] == 0.5
+    assert spec_for("q1a", "1d-1", "quick", None, "cpu", 0, 0.5).preset == "quick"  # Q1 has no subset setting
+    r = cli("all", "--data-fraction", "0", "--out", "unused")
+    assert r.returncode == 2 and "--data-fraction must be above 0" in r.stderr
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_all_quick_writes_every_figure_it_can(runs_dir, tmp_path):
+    """The whole pipeline on 2% of every training set, one epoch each (about 25 minutes on 2 CPU cores)."""
     out = tmp_path / "all"
-    r = cli("all", "--preset", "quick", "--epochs", "1", "--jobs", "2", "--out", str(out),
-            env={"ARLAB_RUNS_DIR": str(runs_dir)}, timeout=5400)
+    r = cli("all", "--preset", "quick", "--epochs", "1", "--data-fraction", "0.02", "--jobs", "2", "--out", str(out),
+            env={"ARLAB_RUNS_DIR": str(runs_dir)}, timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]
     expected = {n for q in report.DSETS for d in report.DSETS[q] for n in report.figure_names(q, d)}
     assert expected <= {p.name for p in out.glob("*.png")}, expected - {p.name for p in out.glob("*.png")}
