@@ -277,3 +277,16 @@ def test_pretrained_samples_button_draws_100_images(runs_dir):
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["q4b:pt:last"][1].shape == (100, 28, 28, 3)
     assert any("100 samples of" in str(img.proto) for img in at.get("image"))
+
+
+def test_page_says_the_shipped_models_were_trained_on_the_earlier_coloured_mnist(runs_dir):
+    from core import checkpoints, data
+
+    olds = [e for e in checkpoints.find(dataset="mnist-colored")
+            if e.get("data_version", data.SETS["mnist-colored"]["version"]) != data.SETS["mnist-colored"]["version"]]
+    if not olds:
+        pytest.skip("every shipped mnist-colored checkpoint is of the current generator")
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [c.value for c in at.caption if "the earlier look of this set" in c.value]
+    assert {n.split("`")[1] for n in notes} == {e["name"] for e in olds if e["question"] in ("q4a", "q4b")}, notes
