@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     for t in (float(v) for v in a.temperatures.split(",")):
         t0 = time.time()
         m = q6.agreement(model, vocab, tok, test, caps, classifier, n=a.n, temperature=t)
-        out["by_temperature"][f"{t:g}"] = {k: round(m[k], 4) for k in ("caption_words_true", "captions_all_true",
-                                                                       "images_match")}
+        out["by_temperature"][f"{t:g}"] = {**{k: round(m[k], 4) for k in ("caption_words_true", "captions_all_true",
+                                                                          "images_match")}, "by_word": m["by_word"]}
         print(f"temperature {t:g}: {out['by_temperature'][f'{t:g}']} ({time.time() - t0:.0f} s)", file=sys.stderr)
     shown = q4.check_images(test[:a.n])
     recon = q4.to_images(tok.decode(q4.tokenize(tok, shown).reshape(-1, 7, 7)))

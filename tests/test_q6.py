@@ -175,6 +175,17 @@ def test_words_true_counts_pixel_equivalent_words():
     assert q6.words_true("nonsense", truth) == (0, 5)
 
 
+def test_word_hits_name_the_wrong_word_and_agreement_reports_them_by_word(vocab):
+    truth = "plain gray four on dark cyan"
+    assert q6.word_hits("dark gray four on dark cyan", truth) == [True, True, False, True, True]
+    assert q6.word_hits("plain gray nine on dark blue", truth) == [False, True, True, False, True]  # "dark" cyan
+    imgs, caps = fake_pairs(40, seed=5)
+    out = q6.agreement(untrained(vocab), vocab, GridTokenizer(), imgs, caps, None, n=40, seed=0)
+    assert tuple(out["by_word"]) == q6.WORD_PARTS
+    assert np.mean(list(out["by_word"].values())) == pytest.approx(out["caption_words_true"], abs=1e-3)
+    assert out["captions_all_true"] <= min(out["by_word"].values())
+
+
 def test_read_colours_and_images_match_on_generated_pictures():
     imgs, caps = fake_pairs(50, seed=3)
     for img, cap in zip(imgs, caps):

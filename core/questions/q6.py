@@ -265,25 +265,32 @@ def rgb(modifier: str, colour: str) -> tuple:
     return tuple(int(v) for v in TABLE[MODIFIERS.index(modifier), COLOUR_NAMES.index(colour)])
 
 
-def words_true(said: str, truth: str) -> tuple[int, int]:
-    """(how many, of the 5 judged) words of caption `said` are true of the image that `truth` describes: the digit,
-    and for the digit and the background a colour word and a modifier. A word counts as true when it describes the
-    same pixels as the generator's own caption: "plain" and "normal" are the same colour, "dark white" is the
-    pixels of "plain gray", so the colour word is true if SOME modifier makes it the image's colour, and the
+WORD_PARTS = ("digit", "digit colour", "digit modifier", "background colour", "background modifier")
+
+
+def word_hits(said: str, truth: str) -> list[bool]:
+    """Which of the 5 judged words (WORD_PARTS) of caption `said` are true of the image that `truth` describes: the
+    digit, and for the digit and the background a colour word and a modifier. A word counts as true when it
+    describes the same pixels as the generator's own caption: "plain" and "normal" are the same colour, "dark white"
+    is the pixels of "plain gray", so the colour word is true if SOME modifier makes it the image's colour, and the
     modifier is true if, with the said colour or the true one, it gives the image's colour."""
     t = parse(truth)
     if t is None:
         raise ValueError(f"not a generator caption: {truth!r}")
     w = split(said) + [""] * WORDS
-    n = int(w[2] == DIGITS[t["digit"]])
+    hits = [w[2] == DIGITS[t["digit"]]]
     for mi, ci, part in ((0, 1, "fg"), (4, 5, "bg")):
         target = rgb(*t[part])
         m, c = w[mi], w[ci]
-        if c in COLOUR_NAMES:
-            n += any(rgb(mm, c) == target for mm in MODIFIERS)
-        if m in MODIFIERS:
-            n += (c in COLOUR_NAMES and rgb(m, c) == target) or rgb(m, t[part][1]) == target
-    return n, 5
+        hits.append(c in COLOUR_NAMES and any(rgb(mm, c) == target for mm in MODIFIERS))
+        hits.append(m in MODIFIERS and ((c in COLOUR_NAMES and rgb(m, c) == target) or rgb(m, t[part][1]) == target))
+    return hits
+
+
+def words_true(said: str, truth: str) -> tuple[int, int]:
+    """(how many, of the 5 judged) words of caption `said` are true of the image that `truth` describes
+    (see word_hits)."""
+    return sum(word_hits(said, truth)), WORDS - 1
 
 
 def read_colours(image, share: float = 0.3) -> tuple[tuple, tuple]:
@@ -365,9 +372,9 @@ def agreement(model, vocab: Vocab, tokenizer, test_images, test_captions, classi
     progress(0.0, f"captions for {n} test images")
     codes = q4.tokenize(tokenizer, imgs)
     said = captions_for(model, vocab, codes, seed, temperature, step_callback)
-    counts = np.array([words_true(s, t) for s, t in zip(said, caps)])
-    out = {"caption_words_true": float(counts[:, 0].sum() / counts[:, 1].sum()),
-           "captions_all_true": float((counts[:, 0] == counts[:, 1]).mean()), "agreement_pairs": n}
+    hits = np.array([word_hits(s, t) for s, t in zip(said, caps)])  # (n, 5)
+    out = {"caption_words_true": float(hits.mean()), "captions_all_true": float(hits.all(1).mean()),
+           "agreement_pairs": n, "by_word": {p: round(float(v), 4) for p, v in zip(WORD_PARTS, hits.mean(0))}}
     if classifier is not None:
         progress(0.5, f"images for {n} test captions")
         drawn = q4.to_images(tokenizer.decode(codes_for(model, vocab, caps, seed, temperature, step_callback)))
