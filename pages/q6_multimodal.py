@@ -138,9 +138,10 @@ if source.startswith("pretrained:"):
                            f"{v['images_match']:.1%} of images matching" for t, v in m.get("by_temperature", {}).items())
         st.caption(f"Measured on {m.get('agreement_pairs', q6.N_AGREE)} test pairs at temperature "
                    f"{m.get('temperature', 1.0):g}" + (f"; {cooler}" if cooler else "") + "."
-                   + (f" The tokenizer's own reconstructions of those test images match {m['images_match_ceiling']:.1%}"
-                      " (the most a drawn image can reach with this tokenizer and these readers)."
-                      if "images_match_ceiling" in m else ""))
+                   + (f" For scale: the tokenizer's own reconstructions of those test images match "
+                      f"{m['images_match_of_reconstructions']:.1%} (real digits through this tokenizer; drawn images "
+                      "can score higher, being cleaner, more typical digits)."
+                      if "images_match_of_reconstructions" in m else ""))
 
 c1, c2 = st.columns(2)
 temperature = c1.slider("temperature", 0.0, 2.0, 1.0, 0.1, key="q6:temp",
