@@ -66,6 +66,9 @@ def _agreement(res: dict):
     if res.get("digit_classifier_accuracy") is not None:
         c3.metric("digit classifier accuracy", f"{res['digit_classifier_accuracy']:.1%}",
                   help="the classifier that reads the digit, on the mnist-v2 test images")
+    if res.get("by_word"):
+        st.caption("Caption words true, by word: " + ", ".join(f"{k} {v:.1%}" for k, v in res["by_word"].items())
+                   + ". The weakest word is what the model has not yet learned to read off the image.")
 
 
 def extra(view, status):

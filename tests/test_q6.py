@@ -274,6 +274,10 @@ def test_page_draws_captions_for_images_and_refuses_unknown_words(runs_dir):
     at = _page(runs_dir)
     assert any("Q6" in t.value for t in at.title)
     assert any(m.label == "caption words true of the image" for m in at.metric)   # the shipped model's agreement
+    from core import checkpoints
+
+    if (checkpoints.find(name="q6-mnist-v2")[0].get("metrics") or {}).get("by_word"):
+        assert any(c.value.startswith("Caption words true, by word: digit") for c in at.caption)
     next(b for b in at.button if b.label == "Write captions").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
