@@ -24,12 +24,12 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
     e = entries[0]
     q, ds = e["question"], e["dataset"]
     model, config = sources.load(f"pretrained:{name}", device)
-    version = e.get("data_version")  # an older generator's images when it was trained on those
-    test = data.load(ds, version=version)[1]
+    loaded = data.load(ds, version=e.get("data_version"))  # an older generator's images if trained on those
+    train, test = loaded[:2]
     if images != "all":
         if q not in ("q2a", "q2b", "q3a", "q3b") or images not in ("new", "repeated"):
             raise ValueError(f"images must be all, new or repeated (new/repeated for Q2/Q3 only); got {images!r}")
-        rep = data.repeats(data.load(ds, version=version)[0], test)
+        rep = data.repeats(train, test)
         test = test[rep if images == "repeated" else ~rep]
     with torch.no_grad():
         if q in ("q2a", "q2b"):
@@ -65,7 +65,7 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
             from .questions import q4, q6
 
             tok = q4.load_tokenizer(config["tokenizer"], device)
-            _, test, _, captions = data.load(ds)
+            captions = loaded[3]
             vocab = q6.vocab_from_config(config)
             both = q6.pair_layouts(vocab, q4.tokenize(tok, test), [vocab.encode(c) for c in captions])
             return evaluate(model, q6.loss_fn, both, batch_size, device)
@@ -75,7 +75,7 @@ def recompute(name: str, device: str = "cpu", batch_size: int = 256, progress: b
             from .models.digits import shape_map
             from .questions.q6 import labels_of
 
-            _, test, _, captions = data.load(ds)
+            captions = loaded[3]
             xy = (shape_map(test), torch.as_tensor(labels_of(captions)))
             return evaluate(model, lambda m, b: cross_entropy(m(b[0]), b[1]), xy, batch_size, device)
     raise KeyError(f"no test-loss recipe for {q} checkpoints")

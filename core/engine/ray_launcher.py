@@ -170,8 +170,8 @@ class LocalHead:
         import subprocess
 
         # nice: on the app's own machine, Ray's daemons (and the jobs they start) queue behind the app's server
-        subprocess.run(["nice", "-n", str(self.nice), self.ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dash), "--num-cpus",
+        subprocess.run(["nice", "-n", str(self.nice), self.ray, "start", "--head", "--node-ip-address", "127.0.0.1",
+                        "--port", str(self.port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dash), "--num-cpus",
                         str(self.cpus), "--temp-dir", self.tmp, "--disable-usage-stats", "--include-dashboard", "true"],
                        check=True, capture_output=True, timeout=180)
         deadline, launcher = time.time() + timeout, RayJobLauncher(self.address)

@@ -124,11 +124,12 @@ def failure_reason(e: BaseException) -> str:
 def initial_weights(spec: RunSpec, ctx) -> dict:
     """The weights of the model `spec.init` names (same question and data set), for a continued run."""
     from .. import sources
+    from ..checkpoints import read_checkpoint
 
     found = sources.resolve(spec.init, spec.question, spec.dataset, ctx.runs_root)
-    model, _ = sources.load(found.source, "cpu", ctx.runs_root, questions=spec.question)
+    state, _, _ = read_checkpoint(found.path, found.sha256)   # the weights alone: no model to build
     ctx.emit("log", msg=f"continuing from {found.label}")
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return state
 
 
 def _remove_temp_files(run_dir: Path) -> None:
