@@ -23,31 +23,22 @@ class Series:
     run_id: str
     unit: str = ""
     steps_per_epoch: float | None = None
-    train: list = field(default_factory=list)        # loss of every minibatch
+    train: list = field(default_factory=list)        # loss of a minibatch (or the mean of several: thinned events)
     train_epoch: list = field(default_factory=list)  # its epoch (fractional)
     train_t: list = field(default_factory=list)      # its seconds since the run started
     test: list = field(default_factory=list)         # test loss before training and after every epoch
     test_t: list = field(default_factory=list)
+    train_step: list = field(default_factory=list)   # the minibatch count at each train point
 
 
 def series(store, run_id: str) -> Series:
     """A run's losses with an epoch and a wall-clock time for each (seconds since its first event)."""
-    events, _ = store.events(run_id)
+    from .engine.stream import shared
+
+    v = shared(store, run_id)   # the process's one bounded view of the run, read from where it was left
     status = store.status(run_id)
-    s = Series(run_id, (status.get("result") or {}).get("unit") or "")
-    t0 = events[0]["t"] if events and "t" in events[0] else 0.0
-    for ev in events:
-        kind = ev.get("type")
-        if kind == "start":
-            s.steps_per_epoch = ev.get("steps_per_epoch")
-        elif kind == "train":
-            s.train.append(ev["loss"])
-            s.train_epoch.append(ev.get("epoch", len(s.train)))
-            s.train_t.append(ev.get("t", t0) - t0)
-        elif kind == "test":
-            s.test.append(ev["loss"])
-            s.test_t.append(ev.get("t", t0) - t0)
-    return s
+    return Series(run_id, (status.get("result") or {}).get("unit") or "", v.steps_per_epoch, list(v.train),
+                  list(v.train_epoch), list(v.train_t), list(v.test), list(v.test_t), list(v.train_step))
 
 
 def smooth(values, weight: float) -> np.ndarray:
@@ -102,11 +93,13 @@ def frame_prefixes(artifacts: list) -> list[str]:
 
 
 def curve_csv(s: Series) -> str:
-    """The curve as CSV: one row per minibatch (kind=train) and per test evaluation (kind=test)."""
+    """The curve as CSV: one row per train point (a minibatch, or the mean of the minibatches up to `step`) and per
+    test evaluation (kind=test)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["kind", "step", "epoch", "seconds", f"loss ({s.unit or 'nats'})"])
-    for i, (loss, ep, t) in enumerate(zip(s.train, s.train_epoch, s.train_t), 1):
+    steps = s.train_step if len(s.train_step) == len(s.train) else range(1, len(s.train) + 1)
+    for i, loss, ep, t in zip(steps, s.train, s.train_epoch, s.train_t):
         w.writerow(["train", i, f"{ep:.6g}", f"{t:.3f}", repr(float(loss))])
     for ep, (loss, t) in enumerate(zip(s.test, s.test_t)):
         w.writerow(["test", "", ep, f"{t:.3f}", repr(float(loss))])

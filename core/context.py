@@ -6,7 +6,57 @@ folder (core.engine.worker.RunContext). So code never asks `hasattr(ctx, ...)`: 
 """
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
+
+# A run of any length writes a bounded events file: per-minibatch events are averaged into at most this many
+# points per epoch and this many in all (ARLAB_MAX_TRAIN_POINTS); everything else is written as it comes.
+POINTS_PER_EPOCH = 1000
+HIGH_RATE = ("train", "vq")     # the event types emitted once per minibatch
+LAST_VALUE = ("step", "epoch", "lr", "t")   # fields a thinned point takes from its last minibatch (others: the mean)
+
+
+def max_train_points() -> int:
+    return max(100, int(os.environ.get("ARLAB_MAX_TRAIN_POINTS", "20000") or 20000))
+
+
+class Thinner:
+    """Averages per-minibatch events into points: `add` returns the points due to be written (0 or 1), `flush`
+    what is pending (called before any other event, so a file keeps its order). It learns the run's size from the
+    "start" event (steps_per_epoch, epochs): every point then averages
+    max(ceil(steps_per_epoch / POINTS_PER_EPOCH), ceil(all steps / max_train_points())) minibatches; each point
+    says how many in "n"."""
+
+    def __init__(self):
+        self.every, self.pending = 1, {}
+
+    def start(self, steps_per_epoch: int, epochs: int) -> None:
+        total = max(1, int(steps_per_epoch) * int(epochs))
+        self.every = max(1, math.ceil(int(steps_per_epoch) / POINTS_PER_EPOCH), math.ceil(total / max_train_points()))
+
+    def add(self, type: str, fields: dict) -> list[tuple[str, dict]]:
+        acc = self.pending.setdefault(type, {"n": 0, "sums": {}, "last": {}})
+        acc["n"] += 1
+        for k, v in fields.items():
+            if k in LAST_VALUE or not isinstance(v, (int, float)) or isinstance(v, bool):
+                acc["last"][k] = v
+            else:
+                acc["sums"][k] = acc["sums"].get(k, 0.0) + float(v)
+        return self._take(type) if acc["n"] >= self.every else []
+
+    def _take(self, type: str) -> list[tuple[str, dict]]:
+        acc = self.pending.pop(type, None)
+        if not acc or not acc["n"]:
+            return []
+        point = {k: v / acc["n"] for k, v in acc["sums"].items()}
+        point.update(acc["last"])
+        if self.every > 1:
+            point["n"] = acc["n"]
+        return [(type, point)]
+
+    def flush(self) -> list[tuple[str, dict]]:
+        return [p for t in list(self.pending) for p in self._take(t)]
 
 
 class RunContext:

@@ -41,11 +41,12 @@ def downsample(xs, ys, max_points: int = 2000):
 
 def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, title: str = "",
                unit: str = "nats/dim", max_points: int = 2000, name_prefix: str = "",
-               colors=(TRAIN_COLOR, TEST_COLOR), fig=None):
+               colors=(TRAIN_COLOR, TEST_COLOR), fig=None, train_x=None):
     """Train loss of every minibatch and test loss per epoch, both on an epoch axis.
 
     train_losses: per-minibatch losses; test_losses: epochs+1 values (before training, after each epoch).
     steps_per_epoch: minibatches per epoch; inferred from the two lengths when not given.
+    train_x: each train loss's epoch (fractional), where the points are not one per minibatch (thinned events).
     """
     go = _go()
     train_losses = np.asarray(train_losses, dtype=float)
@@ -55,7 +56,8 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
         steps_per_epoch = len(train_losses) / epochs_done if epochs_done else max(len(train_losses), 1)
     fig = fig or go.Figure()
     if len(train_losses):
-        x = (np.arange(len(train_losses)) + 1) / steps_per_epoch
+        x = np.asarray(train_x, float)[:len(train_losses)] if train_x is not None and len(train_x) >= len(train_losses) \
+            else (np.arange(len(train_losses)) + 1) / steps_per_epoch
         x, y = downsample(x, train_losses, max_points)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name_prefix}train", line=dict(color=colors[0], width=1.5)))
     if len(test_losses):

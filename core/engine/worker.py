@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import ROOT
+from ..context import HIGH_RATE, Thinner
 from ..context import RunContext as RunContextBase
 from ..train import NonFiniteLoss, RunCancelled
 from .runs import RunSpec, RunStore, read_json, write_json_atomic
@@ -43,10 +44,19 @@ class RunContext(RunContextBase):
         self.device = device
         self._events = open(self.run_dir / "events.jsonl", "a")
         self._cancel = self.run_dir / "cancel"
+        self._thin = Thinner()   # per-minibatch events averaged: the file stays bounded whatever the run's length
 
     def emit(self, type: str, **fields) -> None:
-        self._events.write(json.dumps({"type": type, "t": time.time(), **fields}, default=_jsonable) + "\n")
-        self._events.flush()
+        fields = {"t": time.time(), **fields}
+        if type in HIGH_RATE:
+            out = self._thin.add(type, fields)
+        else:
+            out = self._thin.flush() + [(type, fields)]
+            if type == "start" and fields.get("steps_per_epoch") and fields.get("epochs"):
+                self._thin.start(fields["steps_per_epoch"], fields["epochs"])
+        if out:
+            self._events.write("".join(json.dumps({"type": t, **f}, default=_jsonable) + "\n" for t, f in out))
+            self._events.flush()
 
     def cancelled(self) -> bool:
         return self._cancel.exists()
@@ -80,6 +90,9 @@ class RunContext(RunContextBase):
         return name
 
     def close(self):
+        rest = self._thin.flush()
+        if rest:
+            self._events.write("".join(json.dumps({"type": t, **f}, default=_jsonable) + "\n" for t, f in rest))
         self._events.close()
 
 
