@@ -81,9 +81,14 @@ class Follow:
 def run_many(specs, jobs: int = 1, log=print) -> list[tuple[str, dict]]:
     """Submit the RunSpecs and run them, `jobs` at a time, each in its own worker process; progress bars.
     -> [(run id, final status)]. Ctrl-C cancels them (each stops at its next minibatch, keeping what it has)."""
+    from dataclasses import replace
+
+    from .engine.policy import Policy
     from .lab import store as lab_store
 
-    store = lab_store(max_concurrent=max(1, jobs))
+    # the machine's operator: no per-learner caps on their own list (a class server still counts these runs, all
+    # owner-less, as one owner in its queue)
+    store = lab_store(policy=replace(Policy.from_env(max(1, jobs)), owner_queued=None, owner_running=None))
     ids = [store.submit(s, start=False) for s in specs]
     bars = {}
     import signal

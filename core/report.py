@@ -205,9 +205,10 @@ def from_run(store, run_id: str, out: Path) -> Item:
         raise ReportError(f"run {run_id} ({q} on {ds}) is not one of the write-up's items")
     res = status.get("result") or {}
     item = Item(q, ds, f"run:{run_id}", res.get("test_loss"), res.get("unit") or get(q).unit)
-    events, _ = store.events(run_id)
-    train = [e["loss"] for e in events if e["type"] == "train"]
-    test = [e["loss"] for e in events if e["type"] == "test"]
+    from .engine.stream import shared
+
+    view = shared(store, run_id)
+    train, test = list(view.train), list(view.test)
     names, out = figure_names(q, ds), Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -327,10 +328,11 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") ->
 
 
 # ----------------------------------------------------------------------------------------------- the whole report
-def choices(question: str, dataset: str, runs_root=None) -> list[str]:
-    """Sources for one item, best first: finished runs (newest first), then shipped checkpoints."""
+def choices(question: str, dataset: str, runs_root=None, owner: str | None = None) -> list[str]:
+    """Sources for one item, best first: finished runs (newest first; those `owner` may see, None = all), then
+    shipped checkpoints."""
     kept = "timings.json" if question == "q3c" else sources.RUN_FILE   # a race keeps timings, not a model
-    runs = [f"run:{r['id']}" for r in sources.finished_runs(question, dataset, runs_root, kept)]
+    runs = [f"run:{r['id']}" for r in sources.finished_runs(question, dataset, runs_root, kept, owner=owner)]
     shipped = [f"pretrained:{e['name']}" for e in sources.shipped(question, dataset)]
     return runs + shipped
 
@@ -349,7 +351,8 @@ def make_item(question: str, dataset: str, source: str, out: Path, runs_root=Non
     return from_run(store(runs_root), name, out)
 
 
-def collect(out, prefer: str = "runs", runs_root=None, seed: int = 0, questions=QUESTIONS, log=None) -> list[Item]:
+def collect(out, prefer: str = "runs", runs_root=None, seed: int = 0, questions=QUESTIONS, log=None,
+            owner: str | None = None) -> list[Item]:
     """Every item of the write-up, each from its best source: prefer="runs" (a finished run, else the shipped
     checkpoint), "pretrained" (the reverse) or "runs-only"."""
     if prefer not in ("runs", "pretrained", "runs-only"):
@@ -357,7 +360,7 @@ def collect(out, prefer: str = "runs", runs_root=None, seed: int = 0, questions=
     items = []
     for q in questions:
         for ds in DSETS[q]:
-            options = choices(q, ds, runs_root)
+            options = choices(q, ds, runs_root, owner)
             if prefer == "pretrained":
                 options.sort(key=lambda s: not s.startswith("pretrained"))
             elif prefer == "runs-only":

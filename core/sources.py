@@ -9,6 +9,8 @@
     choices(questions, dataset) -> [(source, label)]: shipped checkpoints first, then finished runs, newest first
     resolve(source, ...)       -> Found: where it is, checked against the question and data set it must fit
 
+A source is never a path: NAME must be an entry of the manifest, ID a run id of the store's own format.
+
 Finished runs are listed through the run store's public API with an explicit runs root (`runs_root`; None = the
 default folder). Questions use this module; none of them reads run folders itself.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from . import checkpoints
 from .checkpoints import CheckpointError
+from .engine.runs import is_run_id
 
 RUN_FILE = "model.safetensors"
 KINDS = {"q4a": "a tokenizer (q4a)", "digits": "a digit classifier"}   # how messages name a kind of model (default: "a q2a model")
@@ -46,34 +49,45 @@ def _store(runs_root=None):
 
 
 def parse(source: str) -> tuple[str, str]:
-    kind, sep, name = (source or "").partition(":")
+    if not isinstance(source, str) or len(source) > 200:
+        raise SourceMissing("a model source is 'pretrained:NAME' or 'run:ID' (a short text)")
+    kind, sep, name = source.partition(":")
     if not sep or kind not in ("pretrained", "run") or not name:
-        raise ValueError(f"a model source is 'pretrained:NAME' or 'run:ID', got {source!r}")
+        raise SourceMissing(f"a model source is 'pretrained:NAME' or 'run:ID', got {_shown(source)}")
+    if kind == "run" and not is_run_id(name):
+        raise SourceMissing(f"{_shown(name)} is neither a shipped checkpoint nor a run id (a run id reads like "
+                            "20260101-120000-q1a-0a1b2c)")
     return kind, name
 
 
+def _shown(text: str) -> str:
+    """A learner's text quoted in a message: short, on one line."""
+    text = " ".join(str(text).split())
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
 def resolve(source: str, questions=None, dataset: str | None = None, runs_root=None) -> Found:
-    """Where `source` lives. Also takes a bare shipped name, a bare run id or a run folder (older fields and the
-    notebook use them). With `questions`/`dataset`, a model of another kind or data set is refused, saying so."""
-    source = (source or "").strip()
-    if ":" not in source:
+    """Where `source` lives. Also takes a bare shipped name or a bare run id (older fields and the notebook use
+    them). With `questions`/`dataset`, a model of another kind or data set is refused, saying so."""
+    source = (source or "").strip() if isinstance(source, str) else source
+    if isinstance(source, str) and ":" not in source and len(source) <= 200:
         source = f"pretrained:{source}" if checkpoints.find(name=source) else f"run:{source}"
     kind, name = parse(source)
     questions = (questions,) if isinstance(questions, str) else questions
     if kind == "pretrained":
         entries = checkpoints.find(name=name)
         if not entries:
-            raise SourceMissing(f"no pretrained checkpoint named {name!r} is shipped yet")
+            raise SourceMissing(f"no pretrained checkpoint named {_shown(name)} is shipped yet")
         e = entries[0]
         found = Found(f"pretrained:{name}", f"pretrained {name}", checkpoints.PRETRAINED / e["file"], e.get("sha256"),
                       e["question"], e["dataset"])
     else:
-        run_dir = Path(name) if "/" in name else Path(_store(runs_root).root) / name
-        store = _store(run_dir.parent)
+        store = _store(runs_root)
+        run_dir = Path(store.root) / name
         try:
-            spec, status = store.spec(run_dir.name), store.status(run_dir.name)
+            spec, status = store.spec(name), store.status(name)
         except (KeyError, TypeError):
-            raise SourceMissing(f"{name!r} is neither a shipped checkpoint nor a run id") from None
+            raise SourceMissing(f"there is no run {name} here") from None
         if status.get("state") != "done":
             raise SourceMissing(f"run {run_dir.name} is {status.get('state', 'queued')}, not finished: wait for it "
                                 f"or pick another")
@@ -96,7 +110,7 @@ def config(source: str, runs_root=None) -> dict:
     if kind == "pretrained":
         entries = checkpoints.find(name=name)
         if not entries:
-            raise SourceMissing(f"no pretrained checkpoint named {name!r} is shipped yet")
+            raise SourceMissing(f"no pretrained checkpoint named {_shown(name)} is shipped yet")
         return entries[0]["config"]
     path = Path(_store(runs_root).root) / name / RUN_FILE
     if not path.exists():
@@ -186,17 +200,19 @@ def data_note(entry: dict) -> str | None:
             f"v{v}'s test images. A checkpoint for v{spec['version']} comes with the next retraining.")
 
 
-def finished_runs(questions, dataset: str, runs_root=None, file: str = RUN_FILE) -> list[dict]:
+def finished_runs(questions, dataset: str, runs_root=None, file: str = RUN_FILE, owner: str | None = None) -> list[dict]:
     """Finished runs of these questions for `dataset` that saved `file` (default: a model), newest first
-    ({id, spec, status, dir})."""
-    return _store(runs_root).finished(questions, dataset, file)
+    ({id, spec, status, dir}). owner: only the runs this owner may see (their own, pinned, of no owner); None = all
+    (the command line, an instructor)."""
+    return _store(runs_root).finished(questions, dataset, file, owner=owner)
 
 
-def choices(questions, dataset: str, runs_root=None) -> list[tuple[str, str]]:
-    """(source, label) of every model of these questions for `dataset`: shipped first, then finished runs."""
+def choices(questions, dataset: str, runs_root=None, owner: str | None = None) -> list[tuple[str, str]]:
+    """(source, label) of every model of these questions for `dataset`: shipped first, then finished runs (those
+    `owner` may see; None = all)."""
     out = [(f"pretrained:{e['name']}", f"pretrained · {e['name']} · test {e.get('test_loss') or float('nan'):.4f}")
            for e in shipped(questions, dataset)]
-    for r in finished_runs(questions, dataset, runs_root):
+    for r in finished_runs(questions, dataset, runs_root, owner=owner):
         loss = (r["status"].get("result") or {}).get("test_loss")
         out.append((f"run:{r['id']}", f"run {r['id']} ({r['spec'].get('preset') or 'custom'})"
                     + (f" · test {loss:.4f}" if loss is not None else "")))

@@ -34,6 +34,18 @@ def stop_check(ctx, phase: str):
     return check
 
 
+def max_steps() -> int:
+    """Minibatches one run may take in all (ARLAB_MAX_STEPS, default 5,000,000): validation refuses settings that
+    would need more, and `fit` stops a run that reaches it anyway (keeping its events)."""
+    import os
+
+    raw = os.environ.get("ARLAB_MAX_STEPS", "")
+    try:
+        return max(1, int(raw)) if raw else 5_000_000
+    except ValueError:
+        raise ValueError(f"the setting ARLAB_MAX_STEPS={raw!r} must be a whole number") from None
+
+
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -185,7 +197,7 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     ctx.emit("start", steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, n_train=n, n_test=_n(test))
     res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device, ctx, "evaluating the untrained model"))
     ctx.emit("test", epoch=0, loss=res.test_losses[-1])
-    step = 0
+    step, limit = 0, max_steps()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(n, generator=gen).to(_device_of(train))
@@ -193,6 +205,9 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
         for start in range(0, n, bs):
             if ctx.cancelled():
                 raise RunCancelled(f"cancelled at step {step} (epoch {epoch})")
+            if step >= limit:
+                raise RunCancelled(f"stopped at this server's ceiling of {limit:,} minibatches per run "
+                                   f"(ARLAB_MAX_STEPS), in epoch {epoch}")
             batch = _take(train, perm[start:start + bs], device)
             loss, _ = _split_loss(loss_fn(model, batch))
             if not torch.isfinite(loss):

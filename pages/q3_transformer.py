@@ -63,7 +63,7 @@ def heat(m):
 
 def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
     """A select box over the shipped checkpoints and finished runs for `dset`; -> (model, config) or None."""
-    choices = sources.choices(questions, dset, ui.store().root)
+    choices = sources.choices(questions, dset, ui.store().root, ui.viewer())
     if not choices:
         name = q3.PRETRAINED[dset]
         st.info(f"No model for {TITLES[dset]} yet: the pretrained checkpoint `{name}` is not shipped yet and no "
@@ -226,7 +226,7 @@ with tab_race:
     colour_sets = [d for d in q3.COLOUR_SETS]
     race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
                         format_func=TITLES.get, key="q3:race:dataset")
-    choices = sources.choices("q3b", race_set, ui.store().root)
+    choices = sources.choices("q3b", race_set, ui.store().root, ui.viewer())
     rid = None
     if not choices:
         st.info(f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint `{q3.PRETRAINED[race_set]}` "
@@ -251,12 +251,10 @@ with tab_race:
     rid = rid or ui.current_run(race_q, race_set)
 
     def race_extra(view, status):
-        events, _ = ui.store().events(view.run_id)
         times = {"uncached": [], "cached": []}
-        for ev in events:
-            if ev["type"] == "race_times":
-                times[ev["sampler"]].extend(ev["times"])
-        start = next((ev for ev in events if ev["type"] == "race_start"), None)
+        for ev in view.of("race_times"):
+            times[ev["sampler"]].extend(ev["times"])
+        start = view.latest.get("race_start")
         if not start:
             return
         fig = go.Figure()

@@ -46,16 +46,10 @@ def _no_tokenizer_note():
 # --------------------------------------------------------------------------------------------- (a) the tokenizer
 def _vq_series(run_id: str) -> dict:
     """The run's per-minibatch "vq" and per-epoch "vq_test" events, read incrementally."""
-    s = st.session_state.setdefault("q4:series", {}).setdefault(
-        run_id, {"offset": 0, "recon": [], "usage": [], "perplexity": [], "test": []})
-    events, s["offset"] = ui.store().events(run_id, s["offset"])
-    for ev in events:
-        if ev["type"] == "vq":
-            for k in ("recon", "usage", "perplexity"):
-                s[k].append(ev[k])
-        elif ev["type"] == "vq_test":
-            s["test"].append(ev)
-    return s
+    view = ui.read_run(run_id)   # the server's one bounded view of the run
+    vq = view.of("vq")
+    return {"step": [ev["step"] for ev in vq], **{k: [ev[k] for ev in vq] for k in ("recon", "usage", "perplexity")},
+            "test": list(view.of("vq_test"))}
 
 
 def _codebook_fig(s: dict, steps_per_epoch, k: int | None):
@@ -64,7 +58,7 @@ def _codebook_fig(s: dict, steps_per_epoch, k: int | None):
     for name, ys, color in (("codes used in a minibatch", s["usage"], viz.PALETTE[0]),
                             ("perplexity of a minibatch", s["perplexity"], viz.PALETTE[2])):
         if ys:
-            x, y = viz.downsample((np.arange(len(ys)) + 1) / spe, ys)
+            x, y = viz.downsample(np.asarray(s["step"], float) / spe, ys)
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=color, width=1.5)))
     if s["test"]:
         fig.add_trace(go.Scatter(x=[t["epoch"] for t in s["test"]], y=[t["usage"] for t in s["test"]],
@@ -83,11 +77,12 @@ def _tokenizer_extra(view, status):
     k = ui.store().spec(view.run_id).hparams.get("n_embeddings")
     c1, c2 = st.columns(2)
     if view.train or view.test:
-        c1.plotly_chart(viz.loss_curve(view.train, view.test, view.steps_per_epoch, unit="MSE + VQ",
+        c1.plotly_chart(viz.loss_curve(view.train, view.test, view.steps_per_epoch, unit="MSE + VQ", train_x=view.train_epoch,
                                        title="loss = reconstruction MSE + VQ loss (not nats)"),
                         key=f"q4a:loss:{view.run_id}")
     if s["recon"] or s["test"]:
         c2.plotly_chart(viz.loss_curve(s["recon"], [t["recon"] for t in s["test"]], view.steps_per_epoch,
+                                       train_x=np.asarray(s["step"], float) / (view.steps_per_epoch or 1),
                                        unit="MSE, 0..3 scale", title="reconstruction error"),
                         key=f"q4a:recon:{view.run_id}")
         c1.plotly_chart(_codebook_fig(s, view.steps_per_epoch, k), key=f"q4a:usage:{view.run_id}")
@@ -173,7 +168,7 @@ def _rd_fig(rows, current, full, method_label):
 
 
 def _lab():
-    opts = dict(q4.available_tokenizers(dataset))
+    opts = dict(q4.available_tokenizers(dataset, owner=ui.viewer()))
     if not opts:
         _no_tokenizer_note()
         return
@@ -335,7 +330,7 @@ with tab_b:
                     st.image(viz.image_grid(imgs, ncols=10, levels=4, scale=2), caption=f"100 samples of {e['name']}")
                 except (ValueError, checkpoints.CheckpointError) as err:
                     st.error(str(err))
-    opts = q4.available_tokenizers(dataset)
+    opts = q4.available_tokenizers(dataset, owner=ui.viewer())
     qb = get("q4b")
     if not opts:
         _no_tokenizer_note()

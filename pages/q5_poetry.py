@@ -89,7 +89,7 @@ ui.run_monitor(run_id, extra=extra, unit="nats/char", key="q5")
 # ------------------------------------------------------------------------------------------------------- sample
 st.subheader("Write with a trained model")
 models = {}  # label -> model source; your finished runs first (newest first), then the shipped ones
-for r in sources.finished_runs("q5", "poetry", ui.store().root):
+for r in sources.finished_runs("q5", "poetry", ui.store().root, owner=ui.viewer()):
     models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f}"] = f"run:{r['id']}"
 for e in sources.shipped("q5", "poetry"):
     models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f}"] = f"pretrained:{e['name']}"

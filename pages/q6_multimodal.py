@@ -43,7 +43,7 @@ with st.expander("What the data look like (the first nine test pairs)"):
 
 # ------------------------------------------------------------------------------------------------------- train
 st.subheader("Train")
-opts = q4.available_tokenizers(DATASET)
+opts = q4.available_tokenizers(DATASET, owner=ui.viewer())
 if not opts:
     st.info("No tokenizer for mnist-v2 yet: train one on the Q4 page's (a) Tokenizer tab first.", icon="👈")
 else:
@@ -109,7 +109,7 @@ ui.run_monitor(ui.current_run(q, DATASET), extra=extra, unit="nats/token", key="
 # ------------------------------------------------------------------------------------------------------- use a model
 st.subheader("Use a trained model")
 models = {}  # label -> source: your finished runs first (newest first), then the shipped ones
-for r in sources.finished_runs("q6", DATASET, ui.store().root):
+for r in sources.finished_runs("q6", DATASET, ui.store().root, owner=ui.viewer()):
     models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f} nats/token"] = f"run:{r['id']}"
 for e in sources.shipped("q6", DATASET):
     models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f} nats/token"] = f"pretrained:{e['name']}"

@@ -30,48 +30,63 @@ with st.expander("Sources, item by item", expanded=False):
                "(`pretrained:NAME`).")
     cols = st.columns(3)
     for i, (q, ds) in enumerate((q, ds) for q in report.QUESTIONS for ds in report.DSETS[q]):
-        options = report.choices(q, ds, root)
+        options = report.choices(q, ds, root, ui.viewer())
         if prefer == "pretrained":
             options.sort(key=lambda s: not s.startswith("pretrained"))
         picks[(q, ds)] = cols[i % 3].selectbox(f"{q} · {ds}", options + [""], key=f"report:src:{q}:{ds}",
                                                format_func=lambda s: s or "(leave out)")
 seed = st.number_input("seed for samples drawn from checkpoints", 0, 2**31 - 1, 0, key="report:seed")
 
-if st.button("Build the report", type="primary", icon="📝", key="report:build"):
-    out = Path(tempfile.mkdtemp(prefix="arlab-report-"))
-    items, bar = [], st.progress(0.0, text="starting")
-    for i, ((q, ds), src) in enumerate(picks.items()):
-        bar.progress(i / len(picks), text=f"{q} on {ds}: {src or 'left out'} (checkpoints draw their samples now)")
-        try:
-            items.append(report.make_item(q, ds, src, out, root, int(seed)))
-        except Exception as e:  # a corrupt checkpoint or a deleted run: say so, keep the rest
-            item = report.make_item(q, ds, "", out, root)
-            item.missing = {n: f"{src} could not be read ({e})" for n in item.missing}
-            items.append(item)
-    bar.progress(1.0, text="writing summary.json and the write-up")
-    report.write_summary(items, out)
-    report.write_writeup(items, out)
-    bar.empty()
-    st.session_state["report:out"] = (str(out), items)
+def build(picks: dict, seed: int) -> dict:
+    """Build the report in a temporary folder (removed when done) and keep what the page shows and offers, in
+    memory: {"items", "files": {name: bytes}, "zip": bytes}."""
+    with tempfile.TemporaryDirectory(prefix="arlab-report-") as tmp:
+        out = Path(tmp)
+        items, bar = [], st.progress(0.0, text="starting")
+        for i, ((q, ds), src) in enumerate(picks.items()):
+            bar.progress(i / len(picks), text=f"{q} on {ds}: {src or 'left out'} (checkpoints draw their samples now)")
+            try:
+                items.append(report.make_item(q, ds, src, out, root, int(seed)))
+            except Exception as e:  # a corrupt checkpoint or a deleted run: say so, keep the rest
+                item = report.make_item(q, ds, "", out, root)
+                item.missing = {n: f"{src} could not be read ({ui.plain(e)})" for n in item.missing}
+                items.append(item)
+        bar.progress(1.0, text="writing summary.json and the write-up")
+        report.write_summary(items, out)
+        report.write_writeup(items, out)
+        bar.empty()
+        made = {n for it in items for n in it.figures}
+        keep = made | {"summary.json", "writeup.md", "writeup.pdf"}
+        return {"items": items, "zip": report.zip_folder(out, keep),
+                "files": {n: (out / n).read_bytes() for n in keep if (out / n).exists()}}
+
+
+if st.button("Build the report", type="primary", icon="📝", key="report:build",
+             disabled=st.session_state.get("report:building", False)):
+    st.session_state["report:building"] = True   # one build per session at a time
+    try:
+        with ui.server_work("building reports"):  # and ARLAB_SERVER_JOBS at a time on the server
+            st.session_state["report:out"] = build(picks, int(seed))
+    finally:
+        st.session_state["report:building"] = False
 
 if "report:out" not in st.session_state:
     st.info("Pick the sources (or keep the defaults) and press **Build the report**. Drawing samples from the "
             "shipped checkpoints takes a minute or two on a CPU.")
     st.stop()
 
-out, items = st.session_state["report:out"]
-out = Path(out)
+built = st.session_state["report:out"]
+items, files = built["items"], built["files"]
 made = sorted(n for it in items for n in it.figures)
 missing = {n: why for it in items for n, why in it.missing.items()}
 c1, c2, c3, c4 = st.columns(4)
-c1.download_button(f"Figures ({len(made)}) + summary + write-up (zip)",
-                   report.zip_folder(out, set(made) | {"summary.json", "writeup.md", "writeup.pdf"}),
+c1.download_button(f"Figures ({len(made)}) + summary + write-up (zip)", built["zip"],
                    "homework1_figures.zip", "application/zip", key="report:dl:zip")
-c2.download_button("summary.json", (out / "summary.json").read_bytes(), "summary.json", "application/json",
+c2.download_button("summary.json", files["summary.json"], "summary.json", "application/json",
                    key="report:dl:summary")
-c3.download_button("write-up (Markdown)", (out / "writeup.md").read_bytes(), "writeup.md", "text/markdown",
+c3.download_button("write-up (Markdown)", files["writeup.md"], "writeup.md", "text/markdown",
                    key="report:dl:md")
-c4.download_button("write-up (PDF)", (out / "writeup.pdf").read_bytes(), "writeup.pdf", "application/pdf",
+c4.download_button("write-up (PDF)", files["writeup.pdf"], "writeup.pdf", "application/pdf",
                    key="report:dl:pdf")
 st.caption(f"{len(made)} figures made, {len(missing)} missing. The zip holds exactly the figures listed below, "
            "summary.json and the write-up.")
@@ -93,9 +108,9 @@ for q in report.QUESTIONS:
         if figs:
             cols = st.columns(len(figs))
             for col, name in zip(cols, figs):
-                col.image(it.figures[name], caption=name)
+                col.image(files[name], caption=name)
         for name, why in it.missing.items():
             st.caption(f"⚠️ `{name}` missing: {why}")
 
 with st.expander("summary.json"):
-    st.json(json.loads((out / "summary.json").read_text()), expanded=False)
+    st.json(json.loads(files["summary.json"]), expanded=False)

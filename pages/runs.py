@@ -20,8 +20,14 @@ if who.instructor:
                      help="As an instructor you may cancel, delete and pin anyone's run; pinned runs are shown to "
                           "the whole class.")
 runs = store.list(owner=None if scope == "everyone's" else who.owner)
-linked = set(st.query_params.get_all("compare")) | {st.query_params.get("run")}   # a shared link shows its runs too
-runs += [e for e in store.entries() if e["id"] in linked and e not in runs]
+# a link shows the runs it names that this learner may open: their own, pinned ones, and one whose share token it carries
+linked = set(st.query_params.get_all("compare")) | {st.query_params.get("run")}
+token = st.query_params.get("share") or ""
+refused = [i for i in linked if i and store.dir_exists(i) and not ui.may_view(i, token)]
+runs += [e for e in store.entries() if e["id"] in linked and e not in runs and e["id"] not in refused]
+if refused:
+    st.warning("A run this link names is not yours to open (its owner can share it with the Share button).",
+               icon="🔒")
 if not runs:
     st.info("No runs yet. Start one from a question page.")
     st.stop()
@@ -116,7 +122,7 @@ state = status.get("state")
 where = [f"ran on **{status['host']}**" if status.get("host") else "",
          f"device {status['device']}" if status.get("device") else ""]
 handle = status.get("handle") or {}
-if handle.get("launcher") == "ray" and hasattr(store.launcher, "job_url"):
+if handle.get("launcher") == "ray" and hasattr(store.launcher, "job_url") and who.instructor:   # the dashboard: staff only
     where.append(f"[its Ray job]({store.launcher.job_url(handle)})")
 if status.get("note"):
     where.append(status["note"])
@@ -132,6 +138,13 @@ if c1.button("Delete run", disabled=state in ("queued", "running") or not mine, 
         st.rerun()
     except (RuntimeError, KeyError, OSError) as e:
         st.error(str(e))
+if spec.owner and spec.owner == who.owner:
+    if c2.button("Share this run", key=f"runs:share:{run_id}", icon="🔗",
+                 help="Makes a link that opens this run (read-only) for whoever you give it to."):
+        st.session_state[f"runs:shared:{run_id}"] = store.share(run_id)
+    if st.session_state.get(f"runs:shared:{run_id}"):
+        st.caption("Anyone with this link can open this run (read-only); add it after the app's address:")
+        st.code(f"runs?run={run_id}&share={st.session_state[f'runs:shared:{run_id}']}", language=None)
 if who.instructor:
     pinned = c2.toggle("Pinned for the class", value=by_id[run_id]["pinned"], key=f"runs:pin:{run_id}",
                        help="Pinned runs appear on every learner's Runs page and question pages, and are never pruned.")

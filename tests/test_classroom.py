@@ -297,7 +297,8 @@ def test_only_the_owner_may_cancel_or_delete(runs_dir):
     store = make_store(runs_dir, policy=Policy(slots=1))
     rid = store.submit(RunSpec("q1a", "1d-2", {"epochs": 200}, owner="b:ann", owner_name="ann"))
     try:
-        bob = _page("pages/runs.py", "bob", {"run": rid})
+        assert any("not yours to open" in w.value for w in _page("pages/runs.py", "bob", {"run": rid}).warning)
+        bob = _page("pages/runs.py", "bob", {"run": rid, "share": store.share(rid)})   # a link Ann shared
         assert not [b for b in bob.button if b.label == "Cancel"]
         assert next(b for b in bob.button if b.label == "Delete run").disabled
         assert any("ann's run" in m.value for m in bob.markdown)

@@ -77,16 +77,16 @@ def test_missing_tokenizer_gives_a_clear_message(runs_dir, trained, no_pretraine
     assert "Tokenizer tab" in e.value.errors["tokenizer"]
     bad = {
         "nope": "neither",
-        fake_run(runs_dir, trained["model"], state="running", rid="r-running"): "running, not finished",
-        fake_run(runs_dir, trained["model"], question="q1a", rid="r-q1"): "not a tokenizer",
-        fake_run(runs_dir, trained["model"], dataset="mnist-v2", rid="r-v2"): "trained on mnist-v2",
+        fake_run(runs_dir, trained["model"], state="running", rid="20260101-000000-q4a-000001"): "running, not finished",
+        fake_run(runs_dir, trained["model"], question="q1a", rid="20260101-000000-q1a-000002"): "not a tokenizer",
+        fake_run(runs_dir, trained["model"], dataset="mnist-v2", rid="20260101-000000-q4a-000003"): "trained on mnist-v2",
     }
     for source, msg in bad.items():
         with pytest.raises(InvalidHyperparameters) as e:
             q.validate({**q.preset("quick"), "tokenizer": source}, "mnist-colored")
         assert msg in e.value.errors["tokenizer"], (source, e.value.errors)
     with pytest.raises(InvalidHyperparameters) as e:
-        q.validate({**q.preset("quick"), "d_model": 30, "heads": 4, "tokenizer": "r-v2"}, "mnist-v2")
+        q.validate({**q.preset("quick"), "d_model": 30, "heads": 4, "tokenizer": "20260101-000000-q4a-000003"}, "mnist-v2")
     assert "heads" in e.value.errors and "tokenizer" not in e.value.errors
 
 

@@ -69,6 +69,19 @@ def test_a_q1_and_a_q2_run_end_to_end(ray_store, runs_dir):
         assert (runs_dir / rid / "model.safetensors").exists()
 
 
+def test_a_jobs_runtime_env_holds_no_instructor_key(ray_store, head, monkeypatch):
+    """Ray's dashboard shows every job's runtime_env: the worker is handed the allow-listed settings only."""
+    from ray.job_submission import JobSubmissionClient
+
+    monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "s3cret-key")
+    monkeypatch.setenv("ARLAB_RUN_BUDGET_S", "1234")
+    rid = ray_store.submit(RunSpec("q1a", "1d-1", Q1, owner="ann"))
+    drive(ray_store, lambda: state(ray_store, rid) not in ("queued", "running"))
+    env = (JobSubmissionClient(head.address).get_job_info(rid).runtime_env or {}).get("env_vars", {})
+    assert env.get("ARLAB_RUN_BUDGET_S") == "1234" and "ARLAB_RUNS_DIR" in env   # what the worker needs
+    assert "ARLAB_INSTRUCTOR_KEY" not in env and "s3cret-key" not in str(env)
+
+
 def test_cancel_one_and_kill_another(ray_store):
     a = ray_store.submit(RunSpec("q1a", "1d-2", LONG, owner="ann"))
     b = ray_store.submit(RunSpec("q1a", "1d-2", LONG, owner="bob"))

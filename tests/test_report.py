@@ -137,13 +137,17 @@ def test_report_page_renders_builds_and_its_zip_holds_what_it_lists(runs_dir, mo
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Build the report" in i.value for i in at.info)
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("arlab-report-*"))
     next(b for b in at.button if b.label == "Build the report").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    out, items = at.session_state["report:out"]
-    listed = sorted(n for it in items for n in it.figures)
+    assert set(Path(tempfile.gettempdir()).glob("arlab-report-*")) == before   # its temporary folder is gone
+    built = at.session_state["report:out"]
+    listed = sorted(n for it in built["items"] for n in it.figures)
     assert listed == ["q1_b_dset1_learned_dist.png", "q1_b_dset1_train_plot.png"]
-    with zipfile.ZipFile(__import__("io").BytesIO(report.zip_folder(out, set(listed) | {"summary.json"}))) as z:
-        assert sorted(z.namelist()) == sorted(listed + ["summary.json"])
+    with zipfile.ZipFile(__import__("io").BytesIO(built["zip"])) as z:
+        assert sorted(z.namelist()) == sorted(listed + ["summary.json", "writeup.md", "writeup.pdf"])
     captions = [c for im in at.get("image") for c in im.captions]
     assert "q1_b_dset1_train_plot.png" in captions and "q1_b_dset1_learned_dist.png" in captions
 

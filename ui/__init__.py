@@ -5,13 +5,15 @@ core.viz for what they draw); the run engine is reached only through here.
 """
 from __future__ import annotations
 
+import os
+import re
 import time
-from dataclasses import dataclass, field
 
 import streamlit as st
 
 from core import compare, viz
-from core.engine import InvalidSpec, RunSpec, RunStore, default_root
+from core.engine import InvalidSpec, RunSpec, RunStore, default_root, stream
+from core.engine.stream import EventView
 
 from .people import Me, auth_configured, become_instructor, me, save_identity, server_work, set_name  # noqa: F401
 from .people import start_pump, server_threads
@@ -49,6 +51,7 @@ def _store(root: str) -> RunStore:
 def store() -> RunStore:
     """The run store of this server (one per runs folder; `ARLAB_RUNS_DIR` moves it), with its background pump."""
     root = str(default_root())
+    os.makedirs(root, exist_ok=True)   # the server's own setting, never a learner's text
     start_pump(root)
     return _store(root)
 
@@ -61,10 +64,32 @@ def load_data(name: str):
     return data.load(name)
 
 
-def my_runs(question: str | None = None, dataset: str | None = None) -> list[dict]:
-    """The runs this learner may see: their own and the pinned ones (an instructor sees everyone's)."""
+def viewer() -> str | None:
+    """The owner whose view listings take (their own runs, pinned runs, runs of no owner); None for an instructor,
+    who sees everyone's. Pass it to every listing: sources.choices, finished_runs, report.choices, ..."""
     who = me()
-    return store().list(question, dataset, owner=None if who.instructor else who.owner)
+    return None if who.instructor else who.owner
+
+
+def my_runs(question: str | None = None, dataset: str | None = None) -> list[dict]:
+    """The runs this learner may see: their own, the pinned ones and those of no owner (an instructor: all)."""
+    return store().list(question, dataset, owner=viewer())
+
+
+def may_view(run_id: str, token: str = "") -> bool:
+    """May this learner open the run (its page, samples, downloads)? Owner, instructor, pinned, no owner, or a link
+    with the run's share token."""
+    who = me()
+    return store().may_view(run_id, who.owner, who.instructor, token or "")
+
+
+MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
+
+
+def text(s) -> str:
+    """Anything a learner typed (a name, a reason), safe inside st.markdown / st.warning / st.info: every Markdown
+    and HTML character escaped, so it shows as the plain text it is (no links, images or emphasis)."""
+    return MD_SPECIAL.sub(r"\\\1", " ".join(str(s).split()))
 
 
 def board_on() -> bool:
@@ -73,6 +98,7 @@ def board_on() -> bool:
 
 
 def set_board(on: bool) -> None:
+    store().root.mkdir(parents=True, exist_ok=True)
     f = store().root / ".board-on"
     f.touch() if on else f.unlink(missing_ok=True)
 
@@ -94,7 +120,29 @@ def plain(e) -> str:
 
 
 def submit(spec: RunSpec) -> str:
-    """Queue a run (raises InvalidSpec naming every problem; nothing is written then)."""
+    """Queue a run for this learner (raises InvalidSpec naming every problem; nothing is written then). Every run a
+    page submits is the viewer's (owner and name are set here, whatever the page passed), and every model it names
+    (its question's source fields, `init`) must be one this learner may use: shipped, or a run they may see."""
+    import dataclasses
+
+    from core.questions import get
+
+    who = me()
+    if not who.owner:
+        raise InvalidSpec({"owner": "this page does not know who you are: reload it, then try again"})
+    spec = dataclasses.replace(spec, owner=who.owner, owner_name=who.name)
+    try:
+        named = [(name, spec.hparams.get(name)) for name in get(spec.question).source_fields]
+    except KeyError:
+        named = []
+    errors = {}
+    for name, value in named + [("init", spec.init)]:
+        if isinstance(value, str) and value.strip() not in ("", "pretrained"):
+            rid = value.split(":", 1)[1] if value.startswith("run:") else value
+            if not value.startswith("pretrained:") and store().dir_exists(rid) and not may_view(rid):
+                errors[name] = "that run is not yours to use (pick your own run or a shipped model)"
+    if errors:
+        raise InvalidSpec(errors)
     return store().submit(spec)
 
 
@@ -150,7 +198,8 @@ def _set_link(name: str, value) -> None:
 
 
 def _link_warn(what: str, msg: str):
-    st.warning(f"The link's {what}: {msg}; the default is used instead.", icon="🔗")
+    """A bad value in the page's link: said in plain words, without echoing what the link holds."""
+    st.warning(text(f"The link's {what}: {msg}; the default is used instead."), icon="🔗")
 
 
 def _from_link(f, raw: str):
@@ -179,7 +228,7 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
         if link_preset in presets:
             preset_index = presets.index(link_preset)
         else:
-            _link_warn(f"preset {link_preset!r}", f"must be one of {', '.join(presets)}")
+            _link_warn("preset", f"must be one of {', '.join(presets)}")
     restored = [n for n in st.query_params if n.startswith(p)]
     if restored and not st.session_state.get(f"{key}:link-note"):
         st.session_state[f"{key}:link-note"] = True
@@ -198,7 +247,7 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
             try:
                 start = _from_link(f, raw)
             except ValueError as e:
-                _link_warn(f"{f.title} ({raw!r})", str(e))
+                _link_warn(f.title, str(e))
         with cols[i % columns]:
             values[f.name] = _widget(f, start, key=f"{key}:{preset}:{f.name}")
             slots[f.name] = st.empty()
@@ -208,19 +257,23 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
         try:
             seed0 = int(link_param(p + "seed"))
         except ValueError:
-            _link_warn(f"seed ({link_param(p + 'seed')!r})", "must be a whole number")
+            _link_warn("seed", "must be a whole number")
     seed = c1.number_input("seed", value=seed0, step=1, key=f"{key}:seed")
     general = c2.empty()
     _set_link(p + "preset", preset)
     for f in q.fields:
         _set_link(p + f.name, None if values[f.name] == base[f.name] else values[f.name])
     _set_link(p + "seed", int(seed) or None)
+    try:   # the server's ceilings, said before Train is pressed
+        for name, msg in q.check_steps({**base, **values}, dataset).items():
+            slots[name].warning(msg, icon="⏱️")
+    except (TypeError, ValueError, KeyError, OverflowError):
+        pass   # values the validation refuses anyway, with its own message
     if st.button(f"Train {q.title}", type="primary", key=f"{key}:train", icon="▶️"):
-        who = me()
         spec = RunSpec(question=q.key, dataset=dataset, hparams=values, seed=int(seed), device="auto",
-                       preset=preset, owner=who.owner, owner_name=who.name, **(extra_spec or {}))
+                       preset=preset, **(extra_spec or {}))
         try:
-            run_id = store().submit(spec)
+            run_id = submit(spec)
         except InvalidSpec as e:
             titles = {f.name: f.title for f in q.fields}
             for name, msg in e.errors.items():
@@ -240,65 +293,32 @@ def current_run(q, dataset: str, key: str | None = None) -> str | None:
     question and data set), else the newest on disk for this question and set."""
     key = key or f"{q.key}:{dataset}"
     rid = st.session_state.get(f"{key}:run")
-    if rid and (store().root / rid).exists():
+    if rid and store().dir_exists(rid):
         return rid
     asked = link_param(f"{q.key}.run")
     if asked:
         try:
             spec = store().spec(asked)
             if (spec.question, spec.dataset) == (q.key, dataset):
-                return asked
+                if may_view(asked, link_param("share")):
+                    return asked
+                _link_warn("run", "not yours to open")
+                asked = None
         except (KeyError, OSError, ValueError):
             pass
-        _link_warn(f"run {asked!r}", f"there is no such {q.key} run on {dataset} here")
+        if asked:
+            _link_warn("run", f"there is no such {q.key} run on {dataset} here")
     runs = my_runs(question=q.key, dataset=dataset)
     return runs[0]["id"] if runs else None
 
 
 # --------------------------------------------------------------------------------------------- reading a run
-@dataclass
-class RunView:
-    """Everything read so far from a run's events, updated incrementally."""
-    run_id: str
-    offset: int = 0
-    train: list = field(default_factory=list)
-    test: list = field(default_factory=list)
-    steps_per_epoch: float | None = None
-    epochs: int | None = None
-    artifacts: list = field(default_factory=list)
-    latest: dict = field(default_factory=dict)   # last event of every type
-    logs: list = field(default_factory=list)
-
-    def update(self, events):
-        for ev in events:
-            t = ev.get("type")
-            self.latest[t] = ev
-            if t == "train":
-                self.train.append(ev["loss"])
-            elif t == "test":
-                self.test.append(ev["loss"])
-            elif t == "start":
-                self.steps_per_epoch, self.epochs = ev["steps_per_epoch"], ev["epochs"]
-            elif t == "artifact":
-                self.artifacts.append(ev)
-            elif t == "log":
-                self.logs.append(ev["msg"])
-
-    def artifact(self, name_prefix: str = "", kind: str | None = None):
-        """The newest artifact whose name starts with `name_prefix`."""
-        for ev in reversed(self.artifacts):
-            if ev["name"].startswith(name_prefix) and (kind is None or ev["kind"] == kind):
-                return ev
-        return None
+RunView = EventView   # a run's events as pages read them (core.engine.stream: one bounded view per run, shared)
 
 
 def read_run(run_id: str) -> RunView:
-    views = st.session_state.setdefault("_run_views", {})
-    view = views.get(run_id) or RunView(run_id)
-    events, view.offset = store().events(run_id, view.offset)
-    view.update(events)
-    views[run_id] = view
-    return view
+    """The server's one view of this run, brought up to date (every session reads the same one)."""
+    return stream.shared(store(), run_id)
 
 
 LIVE_POINTS = 400  # a live curve averages the minibatch losses into at most this many points (cheap to redraw)
@@ -306,7 +326,7 @@ LIVE_POINTS = 400  # a live curve averages the minibatch losses into at most thi
 
 def curve(view: RunView, unit: str = "nats/dim", title: str = ""):
     return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit,
-                          max_points=LIVE_POINTS)
+                          max_points=LIVE_POINTS, train_x=view.train_epoch)
 
 
 def dataset_radio(titles: dict, key: str) -> str:
@@ -628,7 +648,7 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         except KeyError:   # a corrupt spec.json: the status says why
             spec = RunSpec("?", "?")
         if spec.owner and spec.owner != me().owner:
-            label += f" · {spec.owner_name or 'someone else'}'s run"
+            label += f" · {text(spec.owner_name or 'someone else')}'s run"
         head[0].markdown(label)
         if state == "queued":
             st.caption(queue_text(store().position(run_id)))
@@ -642,15 +662,15 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
                 st.toast("Stopping at the next check (a minibatch or a sampling step)…")
         if state in ("queued", "running"):
             if view.epochs and view.steps_per_epoch:
-                done = len(view.train) / (view.epochs * view.steps_per_epoch)
+                done = view.steps_done / (view.epochs * view.steps_per_epoch)
                 st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}")
             elif "progress" in view.latest:
                 p = view.latest["progress"]
                 st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))
         if state == "failed":
-            st.error(f"The run failed: {plain(st_.get('reason', 'unknown reason'))}")
+            st.error(f"The run failed: {text(plain(st_.get('reason', 'unknown reason')))}")
         elif state == "cancelled":
-            st.warning(f"Cancelled: {st_.get('reason', '')} — what it recorded is kept below.")
+            st.warning(f"Cancelled: {text(st_.get('reason', ''))} — what it recorded is kept below.")
         if active and state not in ("queued", "running"):
             st.rerun()  # the run just ended: redraw the whole page once and stop polling
 

@@ -9,8 +9,9 @@ one machine serving a class:
     ARLAB_OWNER_RUNNING       runs one owner may have running at once (default 2)
     ARLAB_OWNER_QUEUED        runs one owner may have waiting (default 3)
     ARLAB_QUEUE_MAX           runs waiting in all (default 200)
-    ARLAB_RUN_BUDGET_S        wall-clock seconds a run may train on a CPU before it is stopped, keeping what it has
-                              (default 3600; 0 = no budget)
+    ARLAB_RUN_BUDGET_S        wall-clock seconds a run may train (on any device) before it is stopped, keeping what
+                              it has (default 3600; 0 = no budget)
+    ARLAB_MAX_STEPS           minibatches a run may take in all (default 5,000,000; core.train.max_steps)
     ARLAB_CANCEL_GRACE_S      seconds a cancelled run has to stop by itself before it is stopped by force (30)
     ARLAB_KEEP_DAYS           finished runs older than this are pruned (default 30; 0 = never)
     ARLAB_KEEP_GB             when all runs take more than this, the oldest finished ones are pruned (default 20)
@@ -53,7 +54,7 @@ class Policy:
     owner_running: int | None = 2        # None = no cap
     owner_queued: int | None = 3
     queue_max: int | None = 200
-    budget_s: float = 3600.0             # on a CPU; 0 = none
+    budget_s: float = 3600.0             # on any device; 0 = none
     grace_s: float = 30.0
     keep_days: float = 30.0
     keep_gb: float = 20.0

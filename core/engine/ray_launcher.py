@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from .. import ROOT
-from .launcher import WORKER_MODULE, LauncherUnavailable
+from .launcher import WORKER_MODULE, LauncherUnavailable, worker_env
 
 RUNNING = ("PENDING", "RUNNING")
 STATUS_TTL_S = 1.0
@@ -78,7 +78,7 @@ class RayJobLauncher:
         run_dir = Path(run_dir)
         entry = (f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(sys.executable)} -m {WORKER_MODULE} "
                  f"{shlex.quote(str(run_dir))} >> {shlex.quote(str(run_dir / 'worker.log'))} 2>&1")
-        env_vars = {k: v for k, v in os.environ.items() if k.startswith("ARLAB_")}
+        env_vars = worker_env(os.environ)
         env_vars.update({**(env or {}), "ARLAB_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
                          "PYTHONPATH": str(ROOT)})
         env_vars.pop("CUDA_VISIBLE_DEVICES", None)          # Ray sets it for the GPUs it gives the job

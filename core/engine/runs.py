@@ -10,6 +10,11 @@ A run is a folder `runs/<id>/`:
 Everything about a run lives on disk, so reloads, other browsers and server restarts find it again.
 
     pinned         present when an instructor pinned the run for the class to see
+    share          present when its owner made a share link: the token that link carries
+
+Who sees what (`may_view`, `list`): a learner sees their own runs, pinned runs and runs of no owner (made on this
+machine from the command line); an instructor sees all; a link that carries a run's share token opens that run.
+Run ids are the store's own format (RUN_ID): anything else is no run, never a path.
 
 The queue: `RunStore.pump()` recovers runs whose worker died, stops runs over their budget or past their cancel
 grace, then starts waiting runs in the policy's fair order (policy.py: round robin across owners, per-owner caps)
@@ -21,8 +26,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hmac
 import json
 import os
+import re
+import secrets
 import shutil
 import threading
 import time
@@ -40,6 +48,12 @@ from .policy import Policy, estimate_wait, order, owner_of
 Validator = Callable[[str, str, dict], dict]
 
 STATES = ("queued", "running", "done", "cancelled", "failed")
+RUN_ID = re.compile(r"\d{8}-\d{6}-[a-z0-9_]{1,24}-[0-9a-f]{6}")   # what submit makes: time, question, random
+NAME_RE = re.compile(r"[\w .'@-]{0,40}")                     # how an owner's name may read (plain text)
+
+
+def is_run_id(text) -> bool:
+    return isinstance(text, str) and RUN_ID.fullmatch(text) is not None
 ACTIVE = ("queued", "running")
 
 
@@ -79,15 +93,28 @@ class RunSpec:
             errors["seed"] = "must be a whole number between 0 and 2^31-1"
         if not isinstance(self.owner, str) or len(self.owner) > 200:
             errors["owner"] = "must be a short text"
+        if not isinstance(self.owner_name, str) or not NAME_RE.fullmatch(self.owner_name):
+            errors["owner_name"] = "a name is at most 40 letters, digits, spaces or . ' @ -"
+        for name in ("preset", "label"):
+            if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 100:
+                errors[name] = "must be a text of at most 100 characters"
+        if not isinstance(self.question, str) or not isinstance(self.dataset, str) \
+                or len(self.question) > 40 or len(self.dataset) > 40:
+            errors["question"] = "question and data set are short names"
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             errors["device"] = "must be auto, cpu, cuda or mps"
         if not isinstance(self.init, str) or len(self.init) > 300:
             errors["init"] = "must be a model source such as pretrained:NAME or run:ID"
         hp = None
-        try:
-            hp = validator(self.question, self.dataset, self.hparams)
-        except ValueError as e:
-            errors.update(getattr(e, "errors", None) or {"hparams": str(e)})
+        if not isinstance(self.hparams, dict):
+            errors["hparams"] = "must be a mapping of settings"
+        elif not errors.get("question"):
+            try:
+                hp = validator(self.question, self.dataset, self.hparams)
+            except ValueError as e:
+                errors.update(getattr(e, "errors", None) or {"hparams": str(e)})
+            except (OverflowError, OSError, TypeError, RecursionError) as e:   # any bad value is refused, in words
+                errors["hparams"] = f"a setting could not be read ({type(e).__name__})"
         if errors:
             raise InvalidSpec(errors)
         return RunSpec(**{**self.to_dict(), "hparams": hp})
@@ -168,8 +195,7 @@ class RunStore:
 
     def __init__(self, root: Path | str | None = None, max_concurrent: int | None = None,
                  launcher: Launcher | None = None, validator: Validator | None = None, policy: Policy | None = None):
-        self.root = Path(root) if root else default_root()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root) if root else default_root()   # made when the first run is written, never by a read
         self.launcher = launcher or launcher_from_env()
         self.policy = policy or Policy.from_env(max_concurrent, placed_by_cluster=getattr(self.launcher, "cluster", False))
         self.unavailable = ""   # why the launcher could not start runs at the last pump ("" = it could)
@@ -184,15 +210,22 @@ class RunStore:
 
     # -- paths and reads ------------------------------------------------------------------------------------------
     def dir(self, run_id: str) -> Path:
+        if not is_run_id(run_id):
+            raise KeyError("no such run (a run id reads like 20260101-120000-q1a-0a1b2c)")
         d = self.root / run_id
-        if not run_id or "/" in run_id or run_id.startswith(".") or not (d / "spec.json").exists():
-            raise KeyError(f"no run {run_id!r}")
+        if not (d / "spec.json").exists():
+            raise KeyError(f"no run {run_id}")
         return d
+
+    def dir_exists(self, run_id: str) -> bool:
+        """Is there a run with this id (a well-formed one)?"""
+        return is_run_id(run_id) and (self.root / run_id / "spec.json").exists()
 
     def ids(self) -> list[str]:
         """Run ids, newest first (ids start with a sortable timestamp)."""
         try:
-            return sorted((p.name for p in self.root.iterdir() if (p / "spec.json").exists()), reverse=True)
+            return sorted((p.name for p in self.root.iterdir() if is_run_id(p.name) and (p / "spec.json").exists()),
+                          reverse=True)
         except FileNotFoundError:
             return []
 
@@ -230,11 +263,12 @@ class RunStore:
                 and not (dataset and e["spec"].get("dataset") != dataset)
                 and not (owner is not None and owner_of(e) not in (owner, "") and not e["pinned"])]
 
-    def finished(self, questions, dataset: str | None = None, file: str = "model.safetensors") -> list[dict]:
+    def finished(self, questions, dataset: str | None = None, file: str = "model.safetensors",
+                 owner: str | None = None) -> list[dict]:
         """Runs of these questions (and data set) that ended done and hold `file`, newest first: the list
-        entries plus "dir"."""
+        entries plus "dir". owner: only those this owner may see (their own, pinned, of no owner); None = all."""
         questions = (questions,) if isinstance(questions, str) else tuple(questions)
-        return [{**r, "dir": self.root / r["id"]} for r in self.list(dataset=dataset)
+        return [{**r, "dir": self.root / r["id"]} for r in self.list(dataset=dataset, owner=owner)
                 if r["spec"].get("question") in questions and r["status"].get("state") == "done"
                 and (self.root / r["id"] / file).exists()]
 
@@ -244,6 +278,26 @@ class RunStore:
 
     def alive(self, run_id: str) -> bool:
         return self.launcher.alive(self.dir(run_id), self.handle(self.status(run_id)))
+
+    def may_view(self, run_id: str, owner: str, instructor: bool = False, token: str = "") -> bool:
+        """May this viewer open the run (its page, events, samples, downloads)? Its owner, an instructor, anyone for
+        a pinned run or a run of no owner, and a link carrying the run's share token. False for no such run."""
+        try:
+            d = self.dir(run_id)
+        except KeyError:
+            return False
+        run_owner = read_spec(d).get("owner", "") or ""
+        if instructor or run_owner in ("", owner) or (d / "pinned").exists():
+            return True
+        made = (d / "share").read_text().strip() if (d / "share").exists() else ""
+        return bool(made and token) and hmac.compare_digest(made.encode(), str(token).encode("utf-8", "replace"))
+
+    def share(self, run_id: str) -> str:
+        """The run's share token (made once): a link with it opens the run for anyone who has the link."""
+        f = self.dir(run_id) / "share"
+        if not f.exists():
+            f.write_text(secrets.token_urlsafe(16))
+        return f.read_text().strip()
 
     def owns(self, run_id: str, owner: str, instructor: bool = False) -> bool:
         """May `owner` cancel or delete this run? Its owner may, an instructor may."""
@@ -276,7 +330,7 @@ class RunStore:
         spec = spec.validated(self.validator)
         with self._lock():
             self._check_caps(spec.owner)
-            run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.question}-{uuid.uuid4().hex[:6]}"
+            run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.question.lower()}-{uuid.uuid4().hex[:6]}"
             d = self.root / run_id
             d.mkdir(parents=True)
             try:
@@ -295,7 +349,7 @@ class RunStore:
         p, entries = self.policy, self.entries(fresh=True)
         waiting = [e for e in entries if e["status"].get("state") == "queued"]
         mine = [e for e in waiting if owner_of(e) == owner]
-        if p.owner_queued and owner and len(mine) >= p.owner_queued:
+        if p.owner_queued and len(mine) >= p.owner_queued:   # owner-less runs (the command line) count as one owner
             raise QueueFull({"queue": f"you already have {len(mine)} runs waiting (at most {p.owner_queued} each): "
                                       "wait for one to start, or cancel one"})
         if p.queue_max and len(waiting) >= p.queue_max:
@@ -336,6 +390,7 @@ class RunStore:
     # -- the queue ----------------------------------------------------------------------------------------------------
     @contextmanager
     def _lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
@@ -381,8 +436,7 @@ class RunStore:
                                                "of being cancelled; what it recorded is kept")
                     except OSError:
                         pass
-            elif (self.policy.budget_s and st.get("device", "cpu") == "cpu" and st.get("started")
-                  and now - st["started"] > self.policy.budget_s):
+            elif self.policy.budget_s and st.get("started") and now - st["started"] > self.policy.budget_s:
                 cancel.write_text(f"stopped at this server's wall-clock budget of {self.policy.budget_s / 60:.0f} "
                                   "min per run (ARLAB_RUN_BUDGET_S); what it learned is kept")
         return failed
@@ -406,7 +460,7 @@ class RunStore:
                 if len(running) + len(started) >= p.slots:
                     break
                 o = owner_of(by_id[rid])
-                if p.owner_running and o and per_owner.get(o, 0) >= p.owner_running:
+                if p.owner_running and per_owner.get(o, 0) >= p.owner_running:
                     continue   # at their cap: the next owner's run goes first
                 env = {}
                 if p.gpus:

@@ -51,6 +51,9 @@ class InvalidHyperparameters(ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
+MAX_TEXT = 200   # a text setting's length (a model source, a tokenizer's name): longer is refused, never used
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -105,10 +108,14 @@ class Field:
                 return value
             raise ValueError("must be true or false")
         if kind == "str":
+            if not isinstance(value, (str, int, float)) or len(str(value)) > MAX_TEXT:
+                raise ValueError(f"must be a text of at most {MAX_TEXT} characters")
             return str(value)
+        if isinstance(value, str) and len(value) > 100:
+            raise ValueError(f"must be a number ({self.bounds_text()})")
         try:
             num = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"must be a number ({self.bounds_text()})") from None
         if not math.isfinite(num):
             raise ValueError("must be a finite number")
@@ -179,6 +186,9 @@ class Question:
     # the memory guard: the field a run too big for one worker is refused on (its batch; its width when the
     # parameters alone are too many), and what the message says to lower
     memory_fields: tuple[str, str, str] = ("batch_size", "batch_size", "batch size")
+    # fields that name another model ("pretrained:NAME" | "run:ID" | a run id): a page may submit only models its
+    # learner may use (ui.submit checks them against the runs they may see)
+    source_fields: tuple[str, ...] = ()
 
     # -- presets -----------------------------------------------------------------------------------------------
     def defaults(self) -> dict:
@@ -198,11 +208,31 @@ class Question:
 
     # -- validation ---------------------------------------------------------------------------------------------
     def check(self, hp: dict, dataset: str) -> dict[str, str]:
-        """Cross-field checks -> {field: message}. Here: the memory guard; an override merges it in
-        ({**super().check(hp, dataset), **its own}), so its own message wins on a field."""
+        """Cross-field checks -> {field: message}. Here: the memory guard and the ceiling on a run's minibatches;
+        an override merges them in ({**super().check(hp, dataset), **its own}), so its own message wins on a field."""
         if dataset not in self.datasets:
             return {}
-        return mem.refuse(self.memory(hp, dataset), *self.memory_fields)
+        return {**self.check_steps(hp, dataset), **mem.refuse(self.memory(hp, dataset), *self.memory_fields)}
+
+    def train_examples(self, hp: dict, dataset: str) -> int:
+        """Training examples one epoch passes over (for the step ceiling): the data set's, times data_fraction."""
+        return mem.n_train(dataset, hp.get("data_fraction", 1.0))
+
+    def steps(self, hp: dict, dataset: str) -> int | None:
+        """Minibatches the run would take in all (None: it trains nothing by minibatches)."""
+        if "epochs" not in hp or "batch_size" not in hp:
+            return None
+        n = self.train_examples(hp, dataset)
+        return int(hp["epochs"]) * math.ceil(n / max(1, min(int(hp["batch_size"]), n)))
+
+    def check_steps(self, hp: dict, dataset: str) -> dict[str, str]:
+        from ..train import max_steps
+
+        steps, limit = self.steps(hp, dataset), max_steps()
+        if steps is None or steps <= limit:
+            return {}
+        return {"epochs": f"{hp['epochs']} epochs at batch size {hp['batch_size']} are {steps:,} minibatches, over "
+                          f"this server's ceiling of {limit:,} per run: use fewer epochs or a larger batch"}
 
     def memory(self, hp: dict, dataset: str) -> "mem.Estimate | None":
         """What training needs (core.memory); None for a question that trains nothing."""

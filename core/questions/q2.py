@@ -127,6 +127,10 @@ class PixelCNNQ(Question):
         shape, n = IMAGES[dataset]
         return {**super().check(hp, dataset), **problems(hp, shape, n, dataset)}
 
+    def train_examples(self, hp, dataset):
+        s, n = hp["subset"], IMAGES[dataset][1]
+        return min(n, max(1, round(s * n)) if s <= 1 else int(s))   # subset_indices' count, without drawing them
+
     def memory(self, hp, dataset):
         shape, n = IMAGES[dataset]
         est = memory.pixelcnn(min(hp["batch_size"], n_used(hp["subset"], n)), shape, self.n_values, hp["filters"],

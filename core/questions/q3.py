@@ -327,6 +327,7 @@ def race_threads(device: str) -> int | None:
 class RaceQ(Question):
     """Sampling only: needs a checkpoint, no training data."""
     key, title = "q3c", "KV-cache race"
+    source_fields = ("checkpoint",)
     datasets = COLOUR_SETS + BINARY_SETS
     fields = (
         Field("checkpoint", "", label="model", optional=True,

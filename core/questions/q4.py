@@ -111,12 +111,13 @@ def load_tokenizer(value: str, device: str = "cpu", dataset: str | None = None, 
     return VQTokenizer(model)
 
 
-def available_tokenizers(dataset: str, runs_root=None) -> list[tuple[str, str]]:
-    """[(value for the `tokenizer` field, label)] for this data set: the shipped one, then finished q4a runs."""
+def available_tokenizers(dataset: str, runs_root=None, owner: str | None = None) -> list[tuple[str, str]]:
+    """[(value for the `tokenizer` field, label)] for this data set: the shipped one, then finished q4a runs (those
+    `owner` may see; None = all)."""
     default = pretrained_tokenizer_name(dataset)
     shipped = sorted(sources.shipped("q4a", dataset), key=lambda e: e["name"] != default)
     out = [("pretrained" if e["name"] == default else e["name"], f"pretrained ({e['name']})") for e in shipped]
-    for r in sources.finished_runs("q4a", dataset, runs_root):
+    for r in sources.finished_runs("q4a", dataset, runs_root, owner=owner):
         res = r["status"].get("result") or {}
         mse = f", test MSE {res['test_mse']:.3f}" if "test_mse" in res else ""
         out.append((r["id"], f"run {r['id']} (K={r['spec']['hparams'].get('n_embeddings')}{mse})"))
@@ -406,6 +407,7 @@ def sample_images(model: Transformer, vqvae, n: int, seed: int = 0, temperature:
 
 class TokenTransformerQ(Question):
     key, title = "q4b", "Transformer on VQ tokens"
+    source_fields = ("tokenizer",)
     datasets = DATASETS
     fields = B_FIELDS
     presets = B_PRESETS

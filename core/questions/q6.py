@@ -417,6 +417,7 @@ def panel(codes, captions, tokenizer) -> tuple[np.ndarray, list[str]]:
 
 class MultimodalQ(Question):
     key, title = "q6", "Text + image transformer"
+    source_fields = ("tokenizer",)
     datasets = DATASETS
     fields = FIELDS
     presets = PRESETS
