@@ -1,5 +1,6 @@
 """A class of N learners on one server:
     python bench/classroom.py [--clients browser|script] [--learners 30] [--doubles 5] [--arrive 5] [--minutes 12]
+                              [--hostile 0|1|2] [--run-budget 300]
 
 Starts the real app as the README does (`bash lab.sh app`, a free localhost port, a private runs folder), then N
 simulated learners arriving within --arrive seconds, each a separate headless Chromium context (its own cookies: its
@@ -22,6 +23,24 @@ its position shown; or a Train press that made no run), started_twice (a run who
 peak_rss_mb: the server process (Streamlit; in script mode also this process, where the sessions live), sampled every
 0.5 s; workers are reported apart (worker_peak_rss_mb).
 Bounded: every wait has a timeout, the whole class stops at --minutes, the server and Chromium are stopped at the end.
+
+--hostile 2 (script mode only): two of the N learners misbehave, the others behave as above.
+  learner 0, the racer: opens the Q3 page and presses the KV-cache race (coloured shapes, 1 sample) every ~2 s until
+    the class ends (the time is up or the other learners are finished), at most 200 presses; each press either made
+    a run or was refused ("Nothing was launched: ... already have 3 runs waiting ...").
+  learner 1, the long runner: opens the Q1 page with the link ?dataset=1d-2 and submits the longest Q1a run the
+    server allows (homework preset, 625 epochs at batch size 1: 5,000,000 minibatches, the ARLAB_MAX_STEPS ceiling),
+    then tries 1000 epochs, which must be refused with the ceiling message; then watches its run until it ends.
+  With --hostile 1 only the racer misbehaves.
+The server then runs with the instructor's settings for such a class: ARLAB_SLOTS=2 (two runs at once on the 2
+cores, one thread each: the long run may hold one slot, the class shares the other) and ARLAB_RUN_BUDGET_S=--run-budget
+(300 s by default: a Q1 quick run or a one-sample race takes seconds, so only a careless run ever meets it, and the
+long run is stopped by its budget within the class instead of holding its slot for the default hour). done, lost,
+started_twice, fair and the page times are then over the other learners only (the hostile learners' runs are not
+theirs to lose);
+the JSON line adds hostile, slots, run_budget_s, others_done (how many of the others got all their runs done),
+racer_presses / racer_runs / racer_refused, long_run_state (its state at the end, with long_run_reason and
+long_run_s) and long_refused_over_ceiling, and fair_all / started_twice_all over every run, the hostile ones included.
 """
 from __future__ import annotations
 
@@ -282,16 +301,144 @@ class ScriptLearner(Learner):
             self.errors.append(f"{'reload' if reload else 'visit'}: {type(e).__name__}: {e}")
 
 
-def script_classroom(runs_dir: Path, n: int, doubles: int, minutes: float, every: float, arrive: float
-                     ) -> list[Learner]:
-    """The class as script sessions in threads (see ScriptLearner)."""
+class Racer(ScriptLearner):
+    """Learner 0 with --hostile: presses the Q3 page's KV-cache race again and again (see the module's docstring)."""
+    DATASET, PAUSE_S, MAX_PRESSES = "shapes-colored", 2.0, 200
+
+    def __init__(self, i, url):
+        super().__init__(i, url, 0)
+        from ui.people import Me
+
+        self.name = "racer"
+        self.me = Me(f"b:{i:016x}", self.name)
+        self.hostile_runs: list[str] = []
+        self.presses_made = self.refused = 0
+        self.refusals: list[str] = []
+
+    def open_q3(self):
+        at = self.session()
+        at.run()
+        at.switch_page("pages/q3_transformer.py")
+        at.run()
+        at.radio(key="q3:race:dataset").set_value(self.DATASET).run()
+        at.number_input(key="q3:race:n").set_value(1).run()
+        return at
+
+    def press(self):
+        key = f"q3c:{self.DATASET}:run"
+        before = self.at.session_state[key] if key in self.at.session_state else None
+        self.at.button(key="q3:race:go").click().run()
+        rid = self.at.session_state[key] if key in self.at.session_state else None
+        self.presses_made += 1
+        if rid and rid != before:
+            self.hostile_runs.append(rid)
+            return
+        said = [str(e.value) for e in self.at.error if "Nothing was launched" in str(e.value)]
+        if said:
+            self.refused += 1
+            if len(self.refusals) < 3:
+                self.refusals.append(said[0][:160])
+        else:
+            self.errors.append("a race press made no run and said nothing: "
+                               + "; ".join(str(e.value) for e in self.at.exception)[:160])
+
+    def misbehave(self, delay: float, until):
+        """until() -> True when the class has ended for the racer."""
+        time.sleep(delay)
+        self.at = self.timed_sync("racer open", self.open_q3)
+        while self.presses_made < self.MAX_PRESSES and not until():
+            self.timed_sync("racer press", self.press)
+            time.sleep(self.PAUSE_S)
+
+
+class LongRunner(ScriptLearner):
+    """Learner 1 with --hostile 2: the longest Q1a run the server allows, then one over the ceiling (see the module's
+    docstring)."""
+    DATASET, EPOCHS, BATCH, OVER = "1d-2", 625, 1, 1000
+
+    def __init__(self, i, url):
+        super().__init__(i, url, 0)
+        from ui.people import Me
+
+        self.name = "long-runner"
+        self.me = Me(f"b:{i:016x}", self.name)
+        self.hostile_runs: list[str] = []
+        self.refused_over_ceiling = False
+        self.refusals: list[str] = []
+
+    def open_q1(self):
+        at = self.session()
+        at.run()
+        at.switch_page("pages/q1_1d.py")
+        at.query_params["dataset"] = self.DATASET
+        at.run()
+        return at
+
+    def _train(self, epochs):
+        k = f"q1a:{self.DATASET}"
+        at = self.at
+        at.number_input(key=f"{k}:homework:epochs").set_value(epochs)
+        at.number_input(key=f"{k}:homework:batch_size").set_value(self.BATCH)
+        at.run()
+        before = at.session_state[f"{k}:run"] if f"{k}:run" in at.session_state else None
+        at.button(key=f"{k}:train").click().run()
+        rid = at.session_state[f"{k}:run"] if f"{k}:run" in at.session_state else None
+        return (rid if rid and rid != before else None), [str(e.value) for e in list(at.error) + list(at.warning)]
+
+    def misbehave(self, delay: float, t_end: float, every: float, rnd):
+        from core.engine.runs import read_status
+
+        time.sleep(delay)
+        self.at = self.timed_sync("long open", self.open_q1)
+        self.timed_sync("long preset",
+                        lambda: self.at.radio(key=f"q1a:{self.DATASET}:preset").set_value("homework").run())
+        rid, said = self.timed_sync("long train", lambda: self._train(self.EPOCHS))
+        if rid:
+            self.hostile_runs.append(rid)
+        else:
+            self.errors.append("the longest allowed run was refused: " + "; ".join(said)[:200])
+        over, said = self.timed_sync("long over", lambda: self._train(self.OVER))
+        if over:
+            self.hostile_runs.append(over)
+            self.errors.append(f"{self.OVER} epochs at batch size {self.BATCH} was accepted")
+        else:
+            self.refused_over_ceiling = any("ceiling" in m for m in said)
+            self.refusals = [m[:200] for m in said if "ceiling" in m][:2]
+        while time.time() < t_end and rid and read_status(_runs_dir() / rid).get(
+                "state") in ("queued", "running"):
+            time.sleep(every * rnd.uniform(0.7, 1.3))
+            self.timed_sync("long visit", self.at.run)
+
+
+def _runs_dir() -> Path:
+    return Path(os.environ["ARLAB_RUNS_DIR"])
+
+
+def script_classroom(runs_dir: Path, n: int, doubles: int, minutes: float, every: float, arrive: float,
+                     hostile: int = 0) -> list[Learner]:
+    """The class as script sessions in threads (see ScriptLearner; with hostile, Racer and LongRunner first)."""
     from core.engine.runs import read_status
 
     os.environ["ARLAB_RUNS_DIR"] = str(runs_dir)
-    learners = [ScriptLearner(i, "", 2 if i < doubles else 1) for i in range(n)]
+    kinds = [Racer, LongRunner][:hostile]
+    learners = [kinds[i](i, "") if i < hostile else ScriptLearner(i, "", 2 if i - hostile < doubles else 1)
+                for i in range(n)]
     with SCRIPT_LOCK:
-        learners[0].open()   # the instructor opens the page first
+        ScriptLearner(n, "", 0).open()   # the instructor opens the page first
     rnd, t_end = random.Random(0), time.time() + minutes * 60
+    others: list[threading.Thread] = []
+
+    def class_over():
+        return time.time() >= t_end or (others and not any(t.is_alive() for t in others))
+
+    def hostile_life(lr, delay):
+        try:
+            if isinstance(lr, Racer):
+                lr.misbehave(delay, class_over)
+            else:
+                lr.misbehave(delay, t_end, every, random.Random(lr.name))
+        except Exception as e:  # noqa: BLE001
+            lr.errors.append(f"misbehave: {type(e).__name__}: {str(e)[:200]}")
 
     def life(lr, delay):
         try:
@@ -306,7 +453,9 @@ def script_classroom(runs_dir: Path, n: int, doubles: int, minutes: float, every
             time.sleep(every * rnd.uniform(0.7, 1.3))
         lr.check_sync(reload=True)
 
-    threads = [threading.Thread(target=life, args=(lr, rnd.uniform(0, arrive)), daemon=True) for lr in learners]
+    threads = [threading.Thread(target=hostile_life if i < hostile else life, args=(lr, rnd.uniform(0, arrive)),
+                                daemon=True) for i, lr in enumerate(learners)]
+    others.extend(threads[hostile:])
     for t in threads:
         t.start()
     for t in threads:
@@ -363,10 +512,20 @@ async def classroom(url: str, runs_dir: Path, n: int, doubles: int, minutes: flo
     return learners
 
 
+def _fair(runs_by_owner: list[list[dict]]) -> bool:
+    """No owner's first run was still waiting when another owner's second (or later) run started."""
+    firsts = [(sts[0].get("created", 0), sts[0].get("started") or float("inf")) for sts in runs_by_owner if sts]
+    seconds = [st.get("started") for sts in runs_by_owner for st in sts[1:] if st.get("started")]
+    return not any(created < s < started for created, started in firsts for s in seconds)
+
+
 def summary(learners: list[Learner], runs_dir: Path, n: int) -> dict:
-    """What the run folders and the page timings say (see the module's docstring)."""
+    """What the run folders and the page timings say (see the module's docstring). With hostile learners (Racer,
+    LongRunner) the class's figures are over the others, and the hostile learners' own are added."""
     from core.engine.runs import read_events, read_status
 
+    hostile = [lr for lr in learners if isinstance(lr, (Racer, LongRunner))]
+    learners = [lr for lr in learners if lr not in hostile]
     # ---------------------------------------------------------------------------- what the run folders say
     statuses = {lr.name: [(rid, read_status(runs_dir / rid)) for rid in lr.runs] for lr in learners}
     all_runs = [p.name for p in runs_dir.iterdir() if (p / "spec.json").exists()]
@@ -376,14 +535,40 @@ def summary(learners: list[Learner], runs_dir: Path, n: int) -> dict:
             ok = (st["state"] == "done" or (st["state"] == "cancelled" and "cancelled by" in st.get("reason", ""))
                   or (st["state"] == "queued" and lr.position_shown.get(rid)))
             lost += not ok
-    started_twice = sum(sum(1 for e in read_events(runs_dir / rid / "events.jsonl")[0]
-                            if e.get("type") == "log" and str(e.get("msg", "")).startswith("worker ")) > 1
-                        for rid in all_runs)
+    others_done = sum(len(lr.runs) == lr.presses and all(st["state"] == "done" for _, st in statuses[lr.name])
+                      for lr in learners)
+
+    def twice(rid):
+        return sum(1 for e in read_events(runs_dir / rid / "events.jsonl")[0]
+                   if e.get("type") == "log" and str(e.get("msg", "")).startswith("worker ")) > 1
+    started_twice = sum(twice(rid) for lr in learners for rid in lr.runs)
     # fair: no learner's first run was still waiting when another learner's second run started
-    firsts = [(st.get("created", 0), st.get("started") or float("inf")) for lr in learners
-              for rid, st in statuses[lr.name][:1]]
-    seconds = [st.get("started") for lr in learners for rid, st in statuses[lr.name][1:] if st.get("started")]
-    fair = not any(created < s < started for created, started in firsts for s in seconds)
+    fair = _fair([[st for _, st in statuses[lr.name]] for lr in learners])
+    extra = {}
+    if hostile:
+        racer = next((lr for lr in hostile if isinstance(lr, Racer)), None)
+        longr = next((lr for lr in hostile if isinstance(lr, LongRunner)), None)
+        hostile_st = {lr.name: [read_status(runs_dir / rid) for rid in lr.hostile_runs] for lr in hostile}
+        extra = {"hostile": len(hostile), "others_done": others_done,
+                 "fair_all": _fair([[st for _, st in v] for v in statuses.values()] + list(hostile_st.values())),
+                 "started_twice_all": sum(twice(rid) for rid in all_runs)}
+        if racer:
+            rst = hostile_st[racer.name]
+            extra.update({"racer_presses": racer.presses_made, "racer_runs": len(racer.hostile_runs),
+                          "racer_refused": racer.refused,
+                          "racer_runs_by_state": {s: sum(st.get("state") == s for st in rst)
+                                                  for s in sorted({st.get("state") for st in rst})},
+                          "racer_refusal": racer.refusals[0] if racer.refusals else None})
+        if longr:
+            st = hostile_st[longr.name][0] if longr.hostile_runs else {}
+            extra.update({"long_run_state": st.get("state"), "long_run_reason": (st.get("reason") or "")[:160] or None,
+                          "long_run_s": round(st["ended"] - st["started"], 1) if st.get("ended") and
+                          st.get("started") else None,
+                          "long_refused_over_ceiling": longr.refused_over_ceiling,
+                          "long_refusal": longr.refusals[0] if longr.refusals else None})
+        extra["hostile_p95_by_kind_s"] = {k: pct(sorted(t for lr in hostile for w, t in lr.page_s if w == k), 0.95)
+                                          for k in sorted({w for lr in hostile for w, _ in lr.page_s})}
+        extra["hostile_errors"] = [f"{lr.name}: {e}" for lr in hostile for e in lr.errors][:5]
     # while the queue drains: every page after the class has pressed Train (coming back, reloads); the arrival burst
     # (thirty first opens, names and Train presses within five seconds) is reported apart
     waits = sorted(st["began"] - st["created"] for v in statuses.values() for _, st in v
@@ -413,7 +598,7 @@ def summary(learners: list[Learner], runs_dir: Path, n: int) -> dict:
             "first_run_submit_to_start_s": {"median": pct(first_waits, 0.5), "max": pct(first_waits, 1.0)},
             "median_run_s": round(sorted(durations)[len(durations) // 2], 1) if durations else None,
             "errors": [f"{lr.name}: {e}" for lr in learners for e in lr.errors][:10],
-            "median_by_kind_s": {k: round(sorted(v)[len(v) // 2], 2) for k, v in by_kind.items()}}
+            "median_by_kind_s": {k: round(sorted(v)[len(v) // 2], 2) for k, v in by_kind.items()}, **extra}
 
 
 def main():
@@ -429,8 +614,16 @@ def main():
     ap.add_argument("--clients", choices=["browser", "script"], default="browser",
                     help="browser: a headless Chromium context per learner; script: a Streamlit script session "
                          "(AppTest) per learner in a thread of this process, beside the real server")
+    ap.add_argument("--hostile", type=int, choices=[0, 1, 2], default=0,
+                    help="hostile learners among the N (script mode): 1 = the racer, 2 = the racer and the long runner")
+    ap.add_argument("--run-budget", type=float, default=300.0,
+                    help="with --hostile: the server's ARLAB_RUN_BUDGET_S for the class (seconds)")
     args = ap.parse_args()
-    if not Path(CHROMIUM).exists():
+    if args.hostile and args.clients != "script":
+        sys.exit("--hostile needs --clients script")
+    if args.hostile:   # the instructor's settings for this class (see the module's docstring)
+        os.environ.update({"ARLAB_SLOTS": "2", "ARLAB_RUN_BUDGET_S": f"{args.run_budget:g}"})
+    if args.clients == "browser" and not Path(CHROMIUM).exists():
         sys.exit(f"Chromium is needed at {CHROMIUM} (bash lab.sh test installs it)")
     head = None
     if args.launcher == "ray":   # a local Ray head with 2 CPUs places the runs (1 CPU each)
@@ -458,7 +651,8 @@ def run_class(args) -> dict:
                 learners = asyncio.run(classroom(app.url, runs, args.learners, args.doubles, args.minutes, args.every,
                                                  args.arrive))
             else:
-                learners = script_classroom(runs, args.learners, args.doubles, args.minutes, args.every, args.arrive)
+                learners = script_classroom(runs, args.learners, args.doubles, args.minutes, args.every, args.arrive,
+                                            args.hostile)
             out = {"clients": args.clients, **summary(learners, runs, args.learners)}
         finally:
             mem.running = False
@@ -467,6 +661,9 @@ def run_class(args) -> dict:
         out["worker_peak_rss_mb"] = round(mem.workers)
         out["ray_peak_rss_mb"] = round(mem.cluster)
         out["launcher"] = args.launcher
+        if args.hostile:
+            out["slots"] = int(os.environ["ARLAB_SLOTS"])
+            out["run_budget_s"] = float(os.environ["ARLAB_RUN_BUDGET_S"])
     return out
 
 
