@@ -546,6 +546,13 @@ def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: 
 STATUS_EVERY, BODY_EVERY = 2.0, 10.0
 
 
+def _try_instructor_key():
+    """Each key typed is tried once (not again on every rerun while it sits in the box), then the box is emptied."""
+    key = st.session_state.get("me:key") or ""
+    if key:
+        st.session_state["me:key"], st.session_state["me:key-said"] = "", become_instructor(key).message
+
+
 def sidebar():
     """The sidebar every page shares: who you are (and a name to give), your runs and the class's, the device."""
     from core.device import describe
@@ -567,11 +574,9 @@ def sidebar():
             import os
 
             if os.environ.get("ARLAB_INSTRUCTOR_KEY") and not who.instructor:
-                key = st.text_input("Instructor key", type="password", key="me:key")
-                if key and not become_instructor(key):
-                    st.error("That is not the instructor key.")
-                elif key:
-                    st.rerun()
+                st.text_input("Instructor key", type="password", key="me:key", on_change=_try_instructor_key)
+                if st.session_state.get("me:key-said"):
+                    st.error(st.session_state["me:key-said"])
     mine, all_ = store().queue_summary(owner=who.owner), store().queue_summary()
     st.markdown(f"**Your runs:** {mine['running']} running · {mine['queued']} waiting · {mine['done']} done")
     st.markdown(f"**Queue:** {all_['running']} running · {all_['queued']} waiting · {all_['done']} done · "
