@@ -153,6 +153,7 @@ def test_sign_in_on_the_page(monkeypatch):
     at = app(monkeypatch, secrets=AUTH, user={**base, "email_verified": True})
     assert you(at) == "**You:** Ann · instructor" and at.session_state["me"] == Me("user:ann@example.org", "Ann",
                                                                                     True, True)
+    assert [b.label for b in at.sidebar.button] == ["Sign out"]
     at = app(monkeypatch, secrets=AUTH, user={**base, "email_verified": False})
     assert you(at) == "**You:** Ann" and at.session_state["me"].owner == "sub:42"
     at = app(monkeypatch, secrets=AUTH, user={"is_logged_in": False})

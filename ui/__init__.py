@@ -13,7 +13,8 @@ import streamlit as st
 from core import compare, viz
 from core.engine import InvalidSpec, RunSpec, RunStore, default_root
 
-from .people import Me, auth_configured, become_instructor, me, save_identity, server_work, set_name  # noqa: F401
+from .people import (Me, auth_configured, become_instructor, me, save_identity, server_work, set_name,  # noqa: F401
+                     sign_out)
 from .people import start_pump, server_threads
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
@@ -560,6 +561,8 @@ def sidebar():
     who = me()
     save_identity()
     st.markdown(f"**You:** {who.name}{' · instructor' if who.instructor else ''}")
+    if who.signed_in:
+        st.button("Sign out", on_click=sign_out, key="me:sign-out")
     if not who.signed_in:
         with st.popover("Your name" if who.name.startswith("guest ") else "Change your name", width="stretch"):
             with st.form("me:form", border=False):

@@ -2,11 +2,15 @@
 
 Identity (`me()`):
   - where the instructor configured sign-in (an [auth] section in .streamlit/secrets.toml: Streamlit's st.login with
-    OIDC), everyone signs in and a run's owner is the signed-in account; instructors are the e-mail addresses in
+    OIDC), everyone signs in and a run's owner is the signed-in account: its e-mail where the provider vouches for
+    it (email_verified), else the provider's subject; instructors are the verified e-mail addresses in
     ARLAB_INSTRUCTORS (comma-separated);
   - otherwise each browser gets a private token, kept in a cookie with the name the learner gives (once); the
-    instructor role is for whoever types ARLAB_INSTRUCTOR_KEY (kept in the browser as a keyed hash, not the key).
-    Without sign-in a name is not a proof: it keeps learners' runs apart, it does not stop someone who edits cookies.
+    instructor role is for whoever types ARLAB_INSTRUCTOR_KEY (kept in the browser as a keyed hash, not the key;
+    tries are throttled per browser and per server). Without sign-in a name is not a proof: it keeps learners' runs
+    apart, it does not stop someone who edits cookies.
+A name is plain text, cleaned wherever it is read (cookie, sign-in claims; `display_name` for a name other code
+shows), and may not claim a role. Cookies are SameSite=Lax, and Secure when the page is served over HTTPS.
 """
 from __future__ import annotations
 
@@ -177,6 +181,13 @@ def me() -> Me:
             st.session_state["me:save"] = True
     st.session_state["me"] = who
     return who
+
+
+def sign_out() -> None:
+    """Forget who this session was and sign out (st.logout: the provider's own sign-out where it has one, then the
+    app asks to sign in again)."""
+    st.session_state.pop("me", None)
+    st.logout()
 
 
 def set_name(name: str) -> Me:
