@@ -103,24 +103,52 @@ def test_the_throttle_counts_per_owner_and_per_server():
     assert len(fresh._by_owner) <= 30
 
 
+def _try_keys():
+    """A script run: this session's learner tries each key in session_state["keys"] in turn."""
+    import streamlit as st
+
+    from ui.people import become_instructor, me
+
+    st.session_state["said"] = [(bool(t), t.message) for t in map(become_instructor, st.session_state["keys"])]
+    st.session_state["after"] = me()
+
+
+def try_keys(keys, token=TOKEN):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_try_keys, default_timeout=30)
+    at.session_state["me"], at.session_state["keys"] = Me(f"b:{token}", "Ann"), list(keys)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at.session_state["said"], at.session_state["after"]
+
+
 def test_instructor_key_tries_are_throttled_before_the_key_is_checked(monkeypatch):
     monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "the-right-key")
     monkeypatch.setattr(people, "KEY_TRIES", Throttle())
+    said, who = try_keys(["wrong"] * 5 + ["the-right-key"])
+    assert said[:5] == [(False, "That is not the instructor key.")] * 5
+    assert not said[5][0] and said[5][1].startswith("Too many tries: wait ") and said[5][1].endswith(" s.")
+    assert not who.instructor                                   # the right key, throttled, was not even checked
+    said, who = try_keys(["the-right-key"])                     # a new session of the same browser: still waits
+    assert said[0][1].startswith("Too many tries") and not who.instructor
+    said, who = try_keys(["the-right-key"], token="fedcba9876543210")   # another browser is not held up by Ann
+    assert said == [(True, "")] and who.instructor
+    # fresh cookies for every try do not get around the server's cap
+    monkeypatch.setattr(people, "KEY_TRIES", Throttle(per_owner=5, per_server=3))
+    said = [try_keys(["wrong"], token=f"{i:016x}")[0][0][1] for i in range(4)]
+    assert said[:3] == ["That is not the instructor key."] * 3 and said[3].startswith("Too many tries")
 
-    def key_typed(key, token=TOKEN):    # a page opened with this browser's cookie, the key typed in the sidebar
-        at = app(monkeypatch, {people.COOKIE: f"{token}|Ann"})
-        at.text_input(key="me:key").set_value(key).run()
-        return at
 
-    said = [key_typed(guess).session_state["me:key-said"] for guess in ["wrong"] * 5]
-    assert said == ["That is not the instructor key."] * 5
-    at = key_typed("the-right-key")
-    assert at.session_state["me:key-said"].startswith("Too many tries: wait ")
-    assert at.session_state["me:key-said"].endswith(" s.")
-    assert not at.session_state["me"].instructor               # the right key, throttled, was not even checked
-    assert len(people.KEY_TRIES._all) == 5
-    at = key_typed("the-right-key", token="fedcba9876543210")  # another browser is not held up by Ann's tries
-    assert at.session_state["me"].instructor and at.session_state["me:key-said"] == ""
+def test_the_sidebar_tries_a_typed_key_once(monkeypatch):
+    monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "the-right-key")
+    monkeypatch.setattr(people, "KEY_TRIES", Throttle())
+    at = app(monkeypatch, {people.COOKIE: f"{TOKEN}|Ann"})
+    at.text_input(key="me:key").set_value("wrong").run()
+    assert not at.session_state["me"].instructor and len(people.KEY_TRIES._all) == 1
+    at = app(monkeypatch, {people.COOKIE: f"{TOKEN}|Ann"})
+    at.text_input(key="me:key").set_value("the-right-key").run()
+    assert at.session_state["me"].instructor and len(people.KEY_TRIES._all) == 2
 
 
 # ---------------------------------------------------------------------------------------------- a forged role cookie

@@ -563,7 +563,8 @@ def sidebar():
     st.markdown(f"**You:** {who.name}{' · instructor' if who.instructor else ''}")
     if who.signed_in:
         st.button("Sign out", on_click=sign_out, key="me:sign-out")
-    if not who.signed_in:
+    else:
+        said = ""
         with st.popover("Your name" if who.name.startswith("guest ") else "Change your name", width="stretch"):
             with st.form("me:form", border=False):
                 name = st.text_input("Name shown on your runs", value="" if who.name.startswith("guest ") else who.name,
@@ -573,13 +574,14 @@ def sidebar():
                         set_name(name)
                         st.rerun()
                     except ValueError as e:
-                        st.error(str(e))
+                        said = f"{str(e)[:1].upper()}{str(e)[1:]}."
             import os
 
             if os.environ.get("ARLAB_INSTRUCTOR_KEY") and not who.instructor:
                 st.text_input("Instructor key", type="password", key="me:key", on_change=_try_instructor_key)
-                if st.session_state.get("me:key-said"):
-                    st.error(st.session_state["me:key-said"])
+        said = said or st.session_state.pop("me:key-said", "")
+        if said:   # below the popover, which closes when the page reruns
+            st.error(said)
     mine, all_ = store().queue_summary(owner=who.owner), store().queue_summary()
     st.markdown(f"**Your runs:** {mine['running']} running · {mine['queued']} waiting · {mine['done']} done")
     st.markdown(f"**Queue:** {all_['running']} running · {all_['queued']} waiting · {all_['done']} done · "
