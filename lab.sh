@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up and entry points for Autoregressive Lab on a fresh machine.
 #   bash lab.sh app    create .venv, install, fetch the data it can, start the app on http://localhost:8501
-#   bash lab.sh test   create .venv, install (+ test tools, Chromium if it can), fetch data, run the tests
+#   bash lab.sh test   create .venv, install (+ test tools from requirements-dev.txt, among them the OpenID Connect
+#                      provider the sign-in test signs in with; Chromium if it can), fetch data, run the tests
 # ARLAB_DEV=1 bash lab.sh app: reload pages when their source is saved (a polling watcher on the app's own files;
 # the served default watches nothing, see .streamlit/config.toml)
 set -euo pipefail

@@ -120,7 +120,7 @@ T = model.config.block_size
 
 with st.form("q5:sample"):
     prompt = st.text_area("Your line (the model continues it; leave empty for a poem from scratch)", key="q5:prompt",
-                          placeholder="Shall I compare thee to a summer's day?", height=80)
+                          placeholder="Shall I compare thee to a summer's day?", height=80, max_chars=2000)
     c1, c2, c3, c4, c5 = st.columns(5)
     temperature = c1.number_input("temperature", 0.0, 5.0, 0.8, 0.1, key="q5:temp",
                                   help="divides the logits: < 1 safer and more repetitive, > 1 wilder; 0 = always "

@@ -166,7 +166,8 @@ with t_img:
         st.caption("Each caption starts with how many of its 5 judged words (digit, colours, modifiers) are true.")
 
 with t_txt:
-    typed = st.text_area("Captions, one per line (up to 9)", "\n".join(test_caps[:9]), height=220, key="q6:captions")
+    typed = st.text_area("Captions, one per line (up to 9)", "\n".join(test_caps[:9]), height=220,
+                         max_chars=1000, key="q6:captions")
     lines = [ln.strip() for ln in typed.splitlines() if ln.strip()][:9]
     if st.button("Draw images", type="primary", key="q6:go:txt"):
         try:

@@ -235,6 +235,7 @@ def test_page_writes_with_a_finished_run(runs_dir, poems, monkeypatch):
     models = at.selectbox(key="q5:source")
     assert models.value.startswith(f"your run {rid}")  # the learner's newest run comes first
     assert len(models.options) == 1 + len(checkpoints.find(question="q5", dataset="poetry"))
+    assert at.text_area(key="q5:prompt").max_chars == 2000           # what a learner types is bounded
     at.text_area(key="q5:prompt").set_value("Shall I compare thee ✓ " * 3)
     next(b for b in at.button if b.label == "Write").click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -273,6 +273,7 @@ def test_page_draws_captions_for_images_and_refuses_unknown_words(runs_dir):
     _shipped_or_skip()
     at = _page(runs_dir)
     assert any("Q6" in t.value for t in at.title)
+    assert at.text_area(key="q6:captions").max_chars == 1000          # what a learner types is bounded
     assert any(m.label == "caption words true of the image" for m in at.metric)   # the shipped model's agreement
     from core import checkpoints
 

@@ -15,7 +15,8 @@ from core import compare, viz
 from core.engine import InvalidSpec, RunSpec, RunStore, default_root, stream
 from core.engine.stream import EventView
 
-from .people import Me, auth_configured, become_instructor, me, save_identity, server_work, set_name  # noqa: F401
+from .people import (Me, auth_configured, become_instructor, me, save_identity, server_work, set_name,  # noqa: F401
+                     sign_out)
 from .people import start_pump, server_threads
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
@@ -566,6 +567,13 @@ def result_metrics(res: dict, ref: float | None, second: tuple[str, str], unit: 
 STATUS_EVERY, BODY_EVERY = 2.0, 10.0
 
 
+def _try_instructor_key():
+    """Each key typed is tried once (not again on every rerun while it sits in the box), then the box is emptied."""
+    key = st.session_state.get("me:key") or ""
+    if key:
+        st.session_state["me:key"], st.session_state["me:key-said"] = "", become_instructor(key).message
+
+
 def sidebar():
     """The sidebar every page shares: who you are (and a name to give), your runs and the class's, the device."""
     from core.device import describe
@@ -573,7 +581,10 @@ def sidebar():
     who = me()
     save_identity()
     st.markdown(f"**You:** {who.name}{' · instructor' if who.instructor else ''}")
-    if not who.signed_in:
+    if who.signed_in:
+        st.button("Sign out", on_click=sign_out, key="me:sign-out")
+    else:
+        said = ""
         with st.popover("Your name" if who.name.startswith("guest ") else "Change your name", width="stretch"):
             with st.form("me:form", border=False):
                 name = st.text_input("Name shown on your runs", value="" if who.name.startswith("guest ") else who.name,
@@ -583,15 +594,14 @@ def sidebar():
                         set_name(name)
                         st.rerun()
                     except ValueError as e:
-                        st.error(str(e))
+                        said = f"{str(e)[:1].upper()}{str(e)[1:]}."
             import os
 
             if os.environ.get("ARLAB_INSTRUCTOR_KEY") and not who.instructor:
-                key = st.text_input("Instructor key", type="password", key="me:key")
-                if key and not become_instructor(key):
-                    st.error("That is not the instructor key.")
-                elif key:
-                    st.rerun()
+                st.text_input("Instructor key", type="password", key="me:key", on_change=_try_instructor_key)
+        said = said or st.session_state.pop("me:key-said", "")
+        if said:   # below the popover, which closes when the page reruns
+            st.error(said)
     mine, all_ = store().queue_summary(owner=who.owner), store().queue_summary()
     st.markdown(f"**Your runs:** {mine['running']} running · {mine['queued']} waiting · {mine['done']} done")
     st.markdown(f"**Queue:** {all_['running']} running · {all_['queued']} waiting · {all_['done']} done · "
