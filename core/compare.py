@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .context import epoch_name, parse_epoch_name
 
 
 @dataclass
@@ -75,16 +76,21 @@ def settings_table(specs: list, labels: list[str]) -> tuple[list[dict], set]:
     return rows, differ
 
 
+def _prefix(series: str) -> str:
+    """"samples" -> "samples_epoch": a series' name as the scrubber keys it."""
+    return epoch_name(series, 0)[:-1]
+
+
 def frames(artifacts: list, tests: list, prefix: str = "samples_epoch") -> list[dict]:
     """A run's per-epoch image artifacts named prefix<N> (from its artifact events), in epoch order, each with the
     test loss after that epoch (tests: the test losses so far, epoch 0 first) when known:
-    [{epoch, name, npy, test_loss, captions?}]. Grows while the run goes on."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    [{epoch, name, npy, test_loss, captions?}]. Grows while the run goes on. Names follow core.context.epoch_name
+    (older runs' "preview_eNNN" count as "preview_epoch")."""
     out = {}
     for ev in artifacts:
-        m = pattern.match(ev.get("name", ""))
-        if m and ev.get("kind") == "images":
-            e = int(m.group(1))
+        m = parse_epoch_name(ev.get("name", ""))
+        if m and _prefix(m[0]) == prefix and ev.get("kind") == "images":
+            e = m[1]
             out[e] = {"epoch": e, "name": ev["name"], "npy": ev["npy"],
                       "test_loss": tests[e] if e < len(tests) else None,
                       **({"captions": ev["captions"]} if "captions" in ev else {})}
@@ -92,12 +98,14 @@ def frames(artifacts: list, tests: list, prefix: str = "samples_epoch") -> list[
 
 
 def frame_prefixes(artifacts: list) -> list[str]:
-    """The per-epoch image series a run keeps ("samples_epoch", Q4a's "recon_epoch", Q6's two, ...)."""
+    """The per-epoch image series a run keeps ("samples_epoch", Q4a's "recon_epoch", Q6's two, Q2's
+    "preview_epoch", ...)."""
     found = []
     for ev in artifacts:
-        m = re.match(r"(.+_epoch)\d+$", ev.get("name", ""))
-        if m and ev.get("kind") == "images" and m.group(1) not in found:
-            found.append(m.group(1))
+        m = parse_epoch_name(ev.get("name", ""))
+        p = _prefix(m[0]) if m else None
+        if p and ev.get("kind") == "images" and p not in found:
+            found.append(p)
     return found
 
 

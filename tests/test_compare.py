@@ -71,6 +71,30 @@ def test_frames_follow_the_epoch_artifacts():
     assert compare.frame_prefixes(arts) == ["samples_epoch", "recon_epoch"]
 
 
+def test_every_per_epoch_name_scrubs_old_q2_names_too():
+    from core.context import epoch_name, parse_epoch_name
+
+    assert parse_epoch_name(epoch_name("preview", 3)) == ("preview", 3)
+    assert parse_epoch_name("preview_e003") == ("preview", 3)                 # runs saved before the rule
+    assert parse_epoch_name("samples") is None and parse_epoch_name("model") is None
+    arts = [{"kind": "images", "name": "preview_e002", "npy": "b.npy"},
+            {"kind": "images", "name": "preview_epoch1", "npy": "a.npy"}]
+    assert compare.frame_prefixes(arts) == ["preview_epoch"]
+    assert [f["epoch"] for f in compare.frames(arts, [], "preview_epoch")] == [1, 2]
+
+
+def test_a_q2_run_with_previews_scrubs(runs_dir):
+    rid = finished_run(runs_dir, "q2a", "shapes", {"filters": 8, "kernel_size": 3, "layers": 1, "epochs": 2,
+                                                    "batch_size": 32, "subset": 64})
+    at = _runs_page({"run": rid})
+    slider = at.select_slider(key=f"scrub:runs:{rid}:preview_epoch")
+    assert slider.value == 2
+    slider.set_value(1)
+    at.run()
+    assert not at.exception
+    assert any(c.value.startswith("after epoch 1 · test loss") for c in at.caption)
+
+
 def _runs_page(query=None):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()

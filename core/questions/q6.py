@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .. import sources
-from ..context import RunContext
+from ..context import RunContext, epoch_name
 from ..data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS, TABLE
 from ..models.transformer import Transformer, sample
 from ..train import TrainConfig, fit, stop_check, subset_indices
@@ -474,9 +474,9 @@ class MultimodalQ(Question):
             if n_prev and ctx.keeps:
                 check = stop_check(ctx, f"drawing the epoch {epoch} previews")
                 said = captions_for(m, vocab, prev_codes, seed + epoch, hp["temperature"], check)
-                ctx.save_images(f"captions_epoch{epoch}", prev_imgs, ncols=3, levels=4, epoch=epoch, captions=said)
+                ctx.save_images(epoch_name("captions", epoch), prev_imgs, ncols=3, levels=4, epoch=epoch, captions=said)
                 drawn, _ = panel(codes_for(m, vocab, prev_caps, seed + epoch, hp["temperature"], check), prev_caps, tok)
-                ctx.save_images(f"images_epoch{epoch}", drawn, ncols=3, levels=4, epoch=epoch, captions=prev_caps)
+                ctx.save_images(epoch_name("images", epoch), drawn, ncols=3, levels=4, epoch=epoch, captions=prev_caps)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
                           warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)
