@@ -1,6 +1,7 @@
 """Comparing runs and looking back through one: what the Runs page's compare view and a run's scrubber show.
 
     s = series(store, run_id)        # its losses with epochs and wall-clock seconds, read from its events
+    by_unit(entries, question_unit)  # runs grouped by the unit of their loss (one group: one chart)
     smooth(s.train, 0.9)             # exponential moving average (the compare chart's smoothing slider)
     settings_table([spec, ...])      # one row per hyperparameter, which differ
     frames(artifacts, tests)         # a run's per-epoch sample grids, in order, with the test loss at each epoch
@@ -49,6 +50,17 @@ def series(store, run_id: str) -> Series:
             s.test.append(ev["loss"])
             s.test_t.append(ev.get("t", t0) - t0)
     return s
+
+
+def by_unit(entries: list[dict], question_unit) -> dict[str, list[str]]:
+    """Run ids grouped by the unit of their test loss: the unit a finished run recorded, else its question's
+    (question_unit(question) -> unit, None when unknown). Runs compare on one chart when there is one group: Q1a
+    and Q1b are both nats/dim, Q4a's reconstruction MSE is not."""
+    out: dict[str, list[str]] = {}
+    for e in entries:
+        unit = (e["status"].get("result") or {}).get("unit") or question_unit(e["spec"].get("question", "?")) or "?"
+        out.setdefault(unit, []).append(e["id"])
+    return out
 
 
 def smooth(values, weight: float) -> np.ndarray:

@@ -118,6 +118,26 @@ def test_runs_page_compares_two_runs(two_q1_runs, runs_dir):
     assert not any("different questions" in w.value for w in at.warning)
 
 
+def test_by_unit_groups_runs_by_the_unit_of_their_loss_not_their_question():
+    def e(rid, q, unit=None):
+        return {"id": rid, "spec": {"question": q}, "status": {"result": {"unit": unit} if unit else None}}
+
+    units = {"q1a": "nats/dim", "q1b": "nats/dim", "q4a": "mse"}.get
+    assert compare.by_unit([e("a", "q1a", "nats/dim"), e("b", "q1b")], units) == {"nats/dim": ["a", "b"]}
+    assert compare.by_unit([e("a", "q1a"), e("c", "q4a")], units) == {"nats/dim": ["a"], "mse": ["c"]}
+
+
+def test_runs_page_compares_q1a_with_q1b(runs_dir):
+    ids = [finished_run(runs_dir, q, "1d-1", {"epochs": 1}) for q in ("q1a", "q1b")]
+    at = _runs_page()
+    before = len(at.get("plotly_chart"))
+    at.multiselect(key="runs:compare").set_value(ids)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("not in one unit" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == before + 1
+
+
 def test_a_compare_link_opens_the_runs_page_with_the_run_picked(two_q1_runs, runs_dir):
     at = _runs_page({"compare": two_q1_runs[1], "run": two_q1_runs[1]})
     assert at.multiselect(key="runs:compare").value == [two_q1_runs[1]]
