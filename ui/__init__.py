@@ -164,6 +164,16 @@ def _from_link(f, raw: str):
     return f.parse(raw)
 
 
+def _opened_with(prefix: str) -> list[str]:
+    """The link settings (names after `prefix`) this page was opened with: read at the first render of the prefix in
+    this session only, so the settings a page writes into its own URL are never taken for a link."""
+    seen = st.session_state.setdefault("_link_read", [])
+    if prefix in seen:
+        return []
+    seen.append(prefix)
+    return [n for n in st.query_params if n.startswith(prefix)]
+
+
 def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra_spec: dict | None = None) -> str | None:
     """Preset picker + one widget per field (bounds in the help) + seed + Train, restored from the page's link and
     written back to it (see "links" above).
@@ -180,9 +190,8 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
             preset_index = presets.index(link_preset)
         else:
             _link_warn(f"preset {link_preset!r}", f"must be one of {', '.join(presets)}")
-    restored = [n for n in st.query_params if n.startswith(p)]
-    if restored and not st.session_state.get(f"{key}:link-note"):
-        st.session_state[f"{key}:link-note"] = True
+    restored = _opened_with(p)
+    if restored:
         st.info(f"Settings restored from the link ({', '.join(n[len(p):] for n in restored)}).", icon="🔗")
     preset = st.radio("Preset", presets, index=preset_index, horizontal=True,
                       key=f"{key}:preset", help="homework = the notebook's settings (meant for a GPU); "
