@@ -145,7 +145,7 @@ def _model(source: str, runs_root: str, device: str):
     return sources.load(source, device, runs_root, questions=("q2a", "q2b"))
 
 
-choices = sources.choices(("q2a", "q2b"), dataset, ui.store().root)
+choices = sources.best_first(sources.choices(("q2a", "q2b"), dataset, ui.store().root), ui.store().root)
 if not choices:
     st.info(f"No model for {TITLES[dataset]} yet: the pretrained checkpoint `{q2.PRETRAINED[dataset]}` is not "
             f"shipped yet and no run on this set has finished. Train one above (quick preset: ~2 minutes on "

@@ -63,7 +63,7 @@ def heat(m):
 
 def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
     """A select box over the shipped checkpoints and finished runs for `dset`; -> (model, config) or None."""
-    choices = sources.choices(questions, dset, ui.store().root)
+    choices = sources.best_first(sources.choices(questions, dset, ui.store().root), ui.store().root)
     if not choices:
         name = q3.PRETRAINED[dset]
         st.info(f"No model for {TITLES[dset]} yet: the pretrained checkpoint `{name}` is not shipped yet and no "
@@ -226,7 +226,7 @@ with tab_race:
     colour_sets = [d for d in q3.COLOUR_SETS]
     race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
                         format_func=TITLES.get, key="q3:race:dataset")
-    choices = sources.choices("q3b", race_set, ui.store().root)
+    choices = sources.best_first(sources.choices("q3b", race_set, ui.store().root), ui.store().root)
     rid = None
     if not choices:
         st.info(f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint `{q3.PRETRAINED[race_set]}` "

@@ -88,11 +88,8 @@ ui.run_monitor(run_id, extra=extra, unit="nats/char", key="q5")
 
 # ------------------------------------------------------------------------------------------------------- sample
 st.subheader("Write with a trained model")
-models = {}  # label -> model source; your finished runs first (newest first), then the shipped ones
-for r in sources.finished_runs("q5", "poetry", ui.store().root):
-    models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f}"] = f"run:{r['id']}"
-for e in sources.shipped("q5", "poetry"):
-    models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f}"] = f"pretrained:{e['name']}"
+# source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
+models = dict(sources.best_first(sources.choices("q5", "poetry", ui.store().root), ui.store().root))
 if not sources.shipped("q5", "poetry"):
     st.caption("No pretrained Q5 checkpoint is shipped yet.")
 if not models:
@@ -108,8 +105,7 @@ def load_model(source: str, runs_root: str, stamp: float):
     return model, tokenizer_from_config(config), config
 
 
-label = st.selectbox("Model", list(models), key="q5:source")
-source = models[label]
+source = st.selectbox("Model", list(models), format_func=models.get, key="q5:source")
 try:
     found = sources.resolve(source, runs_root=ui.store().root)
     model, tok, config = load_model(source, str(ui.store().root), found.path.stat().st_mtime)

@@ -108,11 +108,8 @@ ui.run_monitor(ui.current_run(q, DATASET), extra=extra, unit="nats/token", key="
 
 # ------------------------------------------------------------------------------------------------------- use a model
 st.subheader("Use a trained model")
-models = {}  # label -> source: your finished runs first (newest first), then the shipped ones
-for r in sources.finished_runs("q6", DATASET, ui.store().root):
-    models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f} nats/token"] = f"run:{r['id']}"
-for e in sources.shipped("q6", DATASET):
-    models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f} nats/token"] = f"pretrained:{e['name']}"
+# source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
+models = dict(sources.best_first(sources.choices("q6", DATASET, ui.store().root), ui.store().root))
 if not models:
     st.info("No trained model yet: train one above (the quick preset takes about 3 minutes on a CPU).")
     st.stop()
@@ -124,8 +121,7 @@ def load(source: str, runs_root: str, stamp: float):
     return model, vocab, config, q4.load_tokenizer(config["tokenizer"], "cpu", runs_root=runs_root)
 
 
-label = st.selectbox("Model", list(models), key="q6:source")
-source = models[label]
+source = st.selectbox("Model", list(models), format_func=models.get, key="q6:source")
 try:
     found = sources.resolve(source, runs_root=ui.store().root)
     model, vocab, config, tok = load(source, str(ui.store().root), found.path.stat().st_mtime)

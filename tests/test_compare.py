@@ -95,6 +95,37 @@ def test_a_q2_run_with_previews_scrubs(runs_dir):
     assert any(c.value.startswith("after epoch 1 · test loss") for c in at.caption)
 
 
+def _fake_finished(runs_dir, question, dataset, loss):
+    """A run folder that reads as finished with this test loss (and a model file), without training."""
+    from core.lab import RunSpec, store as RunStore
+
+    store = RunStore(runs_dir)
+    rid = store.submit(RunSpec(question, dataset, {}, preset="quick"), start=False)
+    store.set_status(rid, state="done", result={"test_loss": loss, "unit": "nats/dim"})
+    (runs_dir / rid / "model.safetensors").write_bytes(b"")
+    return rid
+
+
+def test_pickers_default_to_the_shipped_model_then_the_best_run(runs_dir):
+    import time
+
+    from core import checkpoints, sources
+
+    slow = _fake_finished(runs_dir, "q1a", "1d-1", 2.70)
+    time.sleep(0.01)
+    good = _fake_finished(runs_dir, "q1a", "1d-1", 2.55)
+    time.sleep(0.01)
+    newest = _fake_finished(runs_dir, "q1a", "1d-1", 2.60)
+    opts = sources.best_first(sources.choices("q1a", "1d-1", runs_dir), runs_dir)
+    assert [s for s, _ in opts] == [f"run:{good}", f"run:{newest}", f"run:{slow}"]   # nothing shipped: the best
+    assert opts[0][1].endswith("· best") and opts[1][1].endswith("· newest") and "best" not in opts[2][1]
+    if checkpoints.find(name="q2a-shapes"):
+        rid = _fake_finished(runs_dir, "q2a", "shapes", 0.001)
+        opts = sources.best_first(sources.choices(("q2a", "q2b"), "shapes", runs_dir), runs_dir)
+        assert opts[0][0] == "pretrained:q2a-shapes" and "best" not in opts[0][1]   # shipped first, even if beaten
+        assert opts[1] == (f"run:{rid}", opts[1][1]) and opts[1][1].endswith("· best · newest")
+
+
 def _runs_page(query=None):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()

@@ -233,8 +233,11 @@ def test_page_writes_with_a_finished_run(runs_dir, poems, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert any("Samples" in m.value or "final samples" in m.value for m in at.markdown)
     models = at.selectbox(key="q5:source")
-    assert models.value.startswith(f"your run {rid}")  # the learner's newest run comes first
-    assert len(models.options) == 1 + len(checkpoints.find(question="q5", dataset="poetry"))
+    shipped = checkpoints.find(question="q5", dataset="poetry")
+    assert models.value == (f"pretrained:{shipped[0]['name']}" if shipped else f"run:{rid}")  # shipped by default
+    assert len(models.options) == 1 + len(shipped)
+    assert any(rid in o and "newest" in o for o in models.options)
+    models.set_value(f"run:{rid}").run()
     at.text_area(key="q5:prompt").set_value("Shall I compare thee ✓ " * 3)
     next(b for b in at.button if b.label == "Write").click().run()
     assert not at.exception, [e.value for e in at.exception]
