@@ -303,9 +303,9 @@ def _pretrained_model(name: str):
 
 def _pretrained_samples(name: str, seed: int, temperature: float):
     """100 samples with a progress bar (49 tokens, all images at once); kept for this session per setting."""
-    key, last = (name, seed, temperature), st.session_state.get("q4b:pt:last")
-    if last and last[0] == key:
-        return last[1]
+    key = (name, seed, temperature)
+    if ui.kept("q4b:pt", key) is not None:
+        return ui.kept("q4b:pt", key)
     model, tok = _pretrained_model(name)
     n = q4.N_FINAL
     bar = st.progress(0.0, text=f"Sampling 49 tokens for {n} images…")
@@ -313,7 +313,7 @@ def _pretrained_samples(name: str, seed: int, temperature: float):
         imgs = q4.sample_images(model, tok, n, seed, temperature, step_callback=lambda i, *_: bar.progress(
             min(1.0, (i + 1) / 49), text=f"token {min(i + 1, 49)} of 49 for {n} images, then decoding"))[0]
     bar.empty()
-    st.session_state["q4b:pt:last"] = (key, imgs)
+    ui.keep("q4b:pt", key, imgs)
     return imgs
 
 
@@ -331,10 +331,12 @@ with tab_b:
             temp = c2.slider("temperature", 0.1, 2.0, 1.0, 0.1, key="q4b:pt:temp")
             if st.button("Draw 100 samples", key="q4b:pt:go"):
                 try:
-                    imgs = _pretrained_samples(e["name"], int(s), float(temp))
-                    st.image(viz.image_grid(imgs, ncols=10, levels=4, scale=2), caption=f"100 samples of {e['name']}")
+                    _pretrained_samples(e["name"], int(s), float(temp))
                 except (ValueError, checkpoints.CheckpointError) as err:
                     st.error(str(err))
+            imgs = ui.kept("q4b:pt", (e["name"], int(s), float(temp)))   # drawn before: still shown
+            if imgs is not None:
+                st.image(viz.image_grid(imgs, ncols=10, levels=4, scale=2), caption=f"100 samples of {e['name']}")
     opts = q4.available_tokenizers(dataset)
     qb = get("q4b")
     if not opts:

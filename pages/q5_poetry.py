@@ -130,16 +130,19 @@ with st.form("q5:sample"):
     seed = c5.number_input("seed", 0, 2**31 - 1, 0, 1, key="q5:seed")
     go = st.form_submit_button("Write", type="primary", icon="✒️")
 
+setting = (source, prompt, float(temperature), int(top_k), int(length), int(n), int(seed))
 if go and not 1 <= length <= MAX_LENGTH:
     st.error(f"Length must be between 1 and {MAX_LENGTH} characters (got {length}); nothing was written.", icon="⚠️")
 elif go:
     bar = st.progress(0.0, text=f"Writing {n} × up to {length} characters…")
     with ui.server_work("writing poems"):
-        texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
-                                  top_k=int(top_k) or None, seed=int(seed),
-                                  on_step=lambda i: bar.progress((i + 1) / length,
-                                                                 text=f"character {i + 1} of up to {length}"))
+        ui.keep("q5:poems", setting, generate(
+            model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature), top_k=int(top_k) or None,
+            seed=int(seed), on_step=lambda i: bar.progress((i + 1) / length,
+                                                           text=f"character {i + 1} of up to {length}")))
     bar.empty()
+if ui.kept("q5:poems", setting) is not None:   # written now or before with these settings: shown on every rerun
+    texts, notices = ui.kept("q5:poems", setting)
     for msg in notices:
         st.warning(msg, icon="ℹ️")
     show_texts(texts, tok.decode(prepare_prompt(tok, prompt, T)[0]))

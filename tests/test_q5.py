@@ -244,6 +244,13 @@ def test_page_writes_with_a_finished_run(runs_dir, poems, monkeypatch):
     warnings = " ".join(w.value for w in at.warning)
     assert "'✓' → ' '" in warnings and "last 31 characters" in warnings
 
+    def poems():
+        return [m.value for m in at.markdown if "margin-bottom:0.6em" in m.value]
+
+    written = poems()                      # the run's own samples (in its monitor) and the 5 just written
+    next(b for b in at.button if b.label == "Draw the highlighted token").click().run()   # the next-character view
+    assert not at.exception and poems() == written                                      # the poems stay
+
 
 def test_the_shipped_checkpoint_reproduces_its_test_loss_and_writes():
     from core import checkpoints, data

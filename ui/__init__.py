@@ -105,6 +105,24 @@ def device() -> str:
     return pick_device()
 
 
+KEPT = 8   # drawn results kept per panel and session (the last KEPT settings)
+
+
+def keep(panel: str, setting: tuple, value) -> None:
+    """Keep what a button drew with these settings for this session, so it stays on the page through unrelated
+    clicks, and comes back when the settings are moved back (the last KEPT settings of each panel)."""
+    d = st.session_state.setdefault(f"_kept:{panel}", {})
+    d.pop(setting, None)
+    d[setting] = value
+    while len(d) > KEPT:
+        d.pop(next(iter(d)))
+
+
+def kept(panel: str, setting: tuple):
+    """What keep() holds for these settings, or None."""
+    return st.session_state.get(f"_kept:{panel}", {}).get(setting)
+
+
 # --------------------------------------------------------------------------------------------- the form and Train
 def _widget(f, value, key):
     label = f.title
