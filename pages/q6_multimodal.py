@@ -147,42 +147,52 @@ temperature = c1.slider("temperature", 0.0, 2.0, 1.0, 0.1, key="q6:temp",
                         help="divides the logits: lower = the most likely words and codes, 0 = always the most likely")
 seed = int(c2.number_input("seed", 0, 2**31 - 1, 0, 1, key="q6:seed"))
 classifier, _ = q6.load_digit_classifier()
-t_img, t_txt, t_unc = st.tabs(["🖼️→📝 captions for images", "📝→🖼️ images for captions", "🎲 unconditional"])
+USES = ["🖼️→📝 captions for images", "📝→🖼️ images for captions", "🎲 unconditional"]
+use = st.segmented_control("Use it for", USES, default=USES[0], required=True, key="q6:use") or USES[0]
 
-with t_img:
+if use == USES[0]:
     picked = st.multiselect("Test images (up to 9; none = the first nine)", list(range(len(test))), default=[],
                             max_selections=9, key="q6:images", format_func=lambda i: f"#{i} · {test_caps[i]}")
     idx = picked or list(range(9))
+    setting = (source, tuple(idx), seed, temperature)
     if st.button("Write captions", type="primary", key="q6:go:img"):
         codes = q4.tokenize(tok, test[idx])
         with ui.server_work("writing captions"):
-            said = q6.captions_for(model, vocab, codes, seed, temperature)
+            ui.keep("q6:img", setting, q6.captions_for(model, vocab, codes, seed, temperature))
+    said = ui.kept("q6:img", setting)
+    if said is not None:
         marks = [f"{n}/{k}" for n, k in (q6.words_true(s, test_caps[i]) for s, i in zip(said, idx))]
         ui.pairs_grid(test[idx], [f"{s}  (truth: {test_caps[i]})" for s, i in zip(said, idx)], marks=marks)
         st.caption("Each caption starts with how many of its 5 judged words (digit, colours, modifiers) are true.")
 
-with t_txt:
+elif use == USES[1]:
     typed = st.text_area("Captions, one per line (up to 9)", "\n".join(test_caps[:9]), height=220, key="q6:captions")
     lines = [ln.strip() for ln in typed.splitlines() if ln.strip()][:9]
-    if st.button("Draw images", type="primary", key="q6:go:txt"):
-        try:
-            with ui.server_work("drawing images"):
-                drawn = q4.to_images(tok.decode(q6.codes_for(model, vocab, lines, seed, temperature)))
-        except q6.UnknownWords as e:
-            st.error(f"Nothing was drawn: {ui.plain(e)}", icon="⚠️")
-        else:
-            marks = None
-            if classifier is not None:
-                ok = q6.images_match(drawn, lines, classifier)
-                marks = ["✓" if m else "✗" for m in ok]
-            ui.pairs_grid(drawn, lines, marks=marks)
-            if marks:
-                st.caption("✓: the digit (read by the classifier) and both colours (read from the pixels) match.")
+    good, bad = q6.readable(vocab, lines)   # each line is drawn or refused alone
+    setting = (source, tuple(good), seed, temperature)
+    clicked = st.button("Draw images", type="primary", key="q6:go:txt")
+    if clicked and good:
+        with ui.server_work("drawing images"):
+            ui.keep("q6:txt", setting, q4.to_images(tok.decode(q6.codes_for(model, vocab, good, seed, temperature))))
+    drawn = ui.kept("q6:txt", setting)
+    for line, why in bad if clicked or drawn is not None else ():
+        st.error(f"Not drawn: “{line}”: {ui.plain(why)}", icon="⚠️")
+    if drawn is not None:
+        marks = None
+        if classifier is not None:
+            ok = q6.images_match(drawn, good, classifier)
+            marks = ["✓" if m else "✗" for m in ok]
+        ui.pairs_grid(drawn, good, marks=marks)
+        if marks:
+            st.caption("✓: the digit (read by the classifier) and both colours (read from the pixels) match.")
 
-with t_unc:
+else:
+    setting = (source, seed, temperature)
     if st.button("Draw nine pairs", type="primary", key="q6:go:unc"):
         with ui.server_work("drawing pairs"):
-            codes, caps, text_first = q6.unconditional(model, vocab, 9, seed, temperature)
+            ui.keep("q6:unc", setting, q6.unconditional(model, vocab, 9, seed, temperature))
+    if ui.kept("q6:unc", setting) is not None:
+        codes, caps, text_first = ui.kept("q6:unc", setting)
         ui.pairs_grid(q4.to_images(tok.decode(codes)),
                       [f"{c}  ({'text' if tf else 'image'} first)" for c, tf in zip(caps, text_first)])
 

@@ -234,6 +234,18 @@ def codes_for(model, vocab: Vocab, captions, seed: int = 0, temperature: float =
     return seqs[:, -TOKENS:].numpy().reshape(-1, 7, 7)
 
 
+def readable(vocab: Vocab, captions) -> tuple[list[str], list[tuple[str, str]]]:
+    """Captions the model can read, and (caption, why not) for each one it cannot: each line stands alone."""
+    ok, bad = [], []
+    for c in captions:
+        try:
+            vocab.encode(c)
+            ok.append(c)
+        except UnknownWords as e:
+            bad.append((c, str(e)))
+    return ok, bad
+
+
 def unconditional(model, vocab: Vocab, n: int, seed: int = 0, temperature: float = 1.0, step_callback=None):
     """n pairs from <bos> alone -> (codes (n,7,7), captions, text_first (n,) bool: which modality came first)."""
     seqs = _generate(model, vocab, [vocab.bos], n, seed, temperature, step_callback).cpu()
