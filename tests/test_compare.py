@@ -232,3 +232,52 @@ def test_class_board_is_off_until_the_instructor_turns_it_on(two_q1_runs, runs_d
     assert (runs_dir / ".board-on").exists()
     rows = session(learner).dataframe[0].value
     assert list(rows["question"]) == ["q1a"] and rows["finished runs"][0] == 2
+
+
+def test_time_left_follows_the_measured_epochs_on_a_fake_clock():
+    from core import eta
+
+    events = [{"type": "start", "t": 100.0, "epochs": 5, "steps_per_epoch": 10},
+              {"type": "test", "t": 102.0, "epoch": 0, "loss": 3.0}]
+    assert eta.time_left(events, now=150.0) is None and eta.text(None) == ""      # nothing measured yet
+    events += [{"type": "train", "t": 130.0, "loss": 2.0}, {"type": "test", "t": 160.0, "epoch": 1, "loss": 2.0},
+               {"type": "epoch", "t": 162.0, "epoch": 1, "seconds": 58.0}]
+    assert eta.time_left(events, now=162.0) == pytest.approx(4 * 60.0)            # 60 s an epoch, 4 to go
+    assert eta.time_left(events, now=192.0) == pytest.approx(4 * 60.0 - 30)       # half an epoch since
+    assert eta.text(eta.time_left(events, now=192.0)) == "about 4 min left"
+    events += [{"type": "epoch", "t": 262.0, "epoch": 2, "seconds": 95.0}]        # slower: previews counted too
+    assert eta.time_left(events, now=262.0) == pytest.approx(3 * 80.0)
+    assert eta.time_left([{"type": "start", "epochs": 3}, {"type": "epoch", "epoch": 1, "seconds": 20.0}],
+                         now=0) == pytest.approx(40.0)                            # no time stamps: the seconds
+    assert eta.time_left(events + [{"type": "epoch", "t": 400.0, "epoch": 5}], now=500.0) == 0.0
+
+
+def test_the_run_monitor_says_the_time_left_after_the_first_epoch(runs_dir, monkeypatch):
+    import json
+    import time
+
+    from core.engine.runs import RunStore as Store
+    from core.lab import RunSpec, store as RunStore
+
+    monkeypatch.setattr(Store, "recover", lambda self: [])    # no worker behind this run: do not judge it dead
+    store = RunStore(runs_dir)
+    rid = store.submit(RunSpec("q1a", "1d-1", {}), start=False)
+    now = time.time()
+    store.set_status(rid, state="running", started=now - 130, began=now - 130)
+    recorded = [{"type": "start", "t": now - 130, "epochs": 4, "steps_per_epoch": 2},
+                {"type": "test", "t": now - 125, "epoch": 0, "loss": 3.0},
+                {"type": "train", "t": now - 100, "step": 1, "epoch": 0.5, "loss": 2.5},
+                {"type": "train", "t": now - 75, "step": 2, "epoch": 1.0, "loss": 2.4},
+                {"type": "test", "t": now - 66, "epoch": 1, "loss": 2.4},
+                {"type": "epoch", "t": now - 65, "epoch": 1, "seconds": 59.0}]
+    (runs_dir / rid / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in recorded))
+
+    def script():
+        import ui
+
+        ui.run_monitor(ui.store().ids()[0], compare_link=False)
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any(t.startswith("epoch 1 of 4 · about 2 min left") for t in texts), texts   # 3 x 60 s - 65 s spent

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from core import compare, viz
+from core import compare, eta, viz
 from core.engine import InvalidSpec, RunSpec, RunStore, default_root
 
 from .people import Me, auth_configured, become_instructor, me, save_identity, server_work, set_name  # noqa: F401
@@ -295,11 +295,14 @@ class RunView:
     artifacts: list = field(default_factory=list)
     latest: dict = field(default_factory=dict)   # last event of every type
     logs: list = field(default_factory=list)
+    timing: list = field(default_factory=list)   # its "start", "test" and "epoch" events: what core.eta reads
 
     def update(self, events):
         for ev in events:
             t = ev.get("type")
             self.latest[t] = ev
+            if t in ("start", "test", "epoch"):
+                self.timing.append(ev)
             if t == "train":
                 self.train.append(ev["loss"])
             elif t == "test":
@@ -670,7 +673,9 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         if state in ("queued", "running"):
             if view.epochs and view.steps_per_epoch:
                 done = len(view.train) / (view.epochs * view.steps_per_epoch)
-                st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}")
+                left = eta.text(eta.time_left(view.timing, time.time())) if state == "running" else ""
+                st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}"
+                                                 + (f" · {left} (from the epochs so far)" if left else ""))
             elif "progress" in view.latest:
                 p = view.latest["progress"]
                 st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))
