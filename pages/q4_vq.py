@@ -40,7 +40,8 @@ def _grid(run_id: str, ev: dict, scale: int = 3):
 
 def _no_tokenizer_note():
     st.info(f"No tokenizer for {dataset} yet: none is shipped and no tokenizer run has finished. Train one on the "
-            "**(a) Tokenizer** tab first (the quick preset takes about 2 minutes on a laptop CPU).", icon="👈")
+            f"**(a) Tokenizer** tab first (the quick preset takes {ui.quick_time('q4a', dataset, short=True)}).",
+            icon="👈")
 
 
 # --------------------------------------------------------------------------------------------- (a) the tokenizer
@@ -109,8 +110,9 @@ def _tokenizer_extra(view, status):
 with tab_a:
     st.markdown("Train a tokenizer for this data set in the background. **homework** = the original's shape "
                 "(128/256 channels, 1024 codes × 64 dims), meant for a GPU; **quick** = a small one that learns "
-                "on a laptop CPU in about 2 minutes. Try a tiny codebook (K = 16) and see the reconstructions "
-                "suffer, or switch EMA off to learn the codes with the codebook loss as the original did.")
+                f"on a laptop CPU in {ui.quick_time('q4a', dataset, short=True)}. Try a tiny codebook (K = 16) and "
+                "see the reconstructions suffer, or switch EMA off to learn the codes with the codebook loss as the "
+                "original did.")
     qa = get("q4a")
     ui.train_panel(qa, dataset)
     ui.run_monitor(ui.current_run(qa, dataset), extra=_tokenizer_extra, unit="mse", show_curve=False, key="q4a")

@@ -93,7 +93,7 @@ models = dict(sources.best_first(sources.choices("q5", "poetry", ui.store().root
 if not sources.shipped("q5", "poetry"):
     st.caption("No pretrained Q5 checkpoint is shipped yet.")
 if not models:
-    st.info("No trained model yet: train one above (the quick preset takes a couple of minutes on a CPU), "
+    st.info(f"No trained model yet: train one above (the quick preset takes {ui.quick_time('q5', short=True)}), "
             "then come back here to write with it.")
     st.stop()
 

@@ -111,7 +111,7 @@ st.subheader("Use a trained model")
 # source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
 models = dict(sources.best_first(sources.choices("q6", DATASET, ui.store().root), ui.store().root))
 if not models:
-    st.info("No trained model yet: train one above (the quick preset takes about 3 minutes on a CPU).")
+    st.info(f"No trained model yet: train one above (the quick preset takes {ui.quick_time('q6', short=True)}).")
     st.stop()
 
 

@@ -281,3 +281,12 @@ def test_the_run_monitor_says_the_time_left_after_the_first_epoch(runs_dir, monk
     assert not at.exception, [e.value for e in at.exception]
     texts = [p.proto.text for p in at.get("progress")]
     assert any(t.startswith("epoch 1 of 4 · about 2 min left") for t in texts), texts   # 3 x 60 s - 65 s spent
+
+
+def test_preset_times_come_from_the_measured_table():
+    from core import eta
+
+    eta_q2 = eta.quick_time("q2a", "shapes")
+    assert eta_q2 == f"about {round(eta.QUICK_SECONDS[('q2a', 'shapes')] / 60)} min on 2 idle CPU cores"
+    assert eta.quick_time("q6", "mnist-v2") == eta.quick_time("q6")          # any data set
+    assert eta.quick_time("q5") is None                                      # not measured: no number made up

@@ -182,6 +182,16 @@ def _from_link(f, raw: str):
     return f.parse(raw)
 
 
+def quick_time(question: str, dataset: str | None = None, short: bool = False) -> str:
+    """What a quick run of this question takes, measured (core.eta.QUICK_SECONDS), and (unless short) that a busy
+    machine is slower and that a running run estimates its own time left from its first epoch."""
+    measured = eta.quick_time(question, dataset)
+    if short:
+        return measured or "a few minutes"
+    return (f"{measured}, {eta.BUSY}" if measured else "not measured here yet") + \
+        "; a running run says its time left after its first epoch"
+
+
 def _opened_with(prefix: str) -> list[str]:
     """The link settings (names after `prefix`) this page was opened with: read at the first render of the prefix in
     this session only, so the settings a page writes into its own URL are never taken for a link."""
@@ -213,7 +223,8 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
         st.info(f"Settings restored from the link ({', '.join(n[len(p):] for n in restored)}).", icon="🔗")
     preset = st.radio("Preset", presets, index=preset_index, horizontal=True,
                       key=f"{key}:preset", help="homework = the notebook's settings (meant for a GPU); "
-                                                 "quick = sized to learn visibly on a laptop CPU in minutes")
+                                                 "quick = sized to learn visibly on a laptop CPU in minutes: "
+                                                 + quick_time(q.key, dataset))
     values, slots = {}, {}
     cols = st.columns(columns)
     base = q.preset(preset)
