@@ -218,12 +218,21 @@ def test_loss(source: str, runs_root=None) -> float | None:
     return float(loss) if isinstance(loss, (int, float)) else None
 
 
+def _created(source: str, runs_root=None) -> float:
+    """When a "run:ID" source was submitted (0 when unknown)."""
+    try:
+        return float(_store(runs_root).status(parse(source)[1]).get("created") or 0.0)
+    except (ValueError, KeyError, OSError, TypeError):
+        return 0.0
+
+
 def best_first(options: list[tuple[str, str]], runs_root=None) -> list[tuple[str, str]]:
     """choices() ordered for a model picker, whose default is the first: the shipped checkpoints (lowest test loss
     first), then finished runs by test loss (runs without one last). The lowest test loss of all is labelled "best",
-    the newest run "newest" (options keep choices()' order among runs: newest first)."""
+    the newest run (by its creation time) "newest"."""
     losses = {src: test_loss(src, runs_root) for src, _ in options}
-    newest = next((src for src, _ in options if src.startswith("run:")), None)
+    runs = [src for src, _ in options if src.startswith("run:")]
+    newest = max(runs, key=lambda src: (_created(src, runs_root), -runs.index(src))) if runs else None
     known = [src for src in losses if losses[src] is not None]
     best = min(known, key=losses.get) if known else None
 
