@@ -1,6 +1,7 @@
 """Comparing runs and looking back through one: what the Runs page's compare view and a run's scrubber show.
 
     s = series(store, run_id)        # its losses with epochs and wall-clock seconds, read from its events
+    by_unit(entries, question_unit)  # runs grouped by the unit of their loss (one group: one chart)
     smooth(s.train, 0.9)             # exponential moving average (the compare chart's smoothing slider)
     settings_table([spec, ...])      # one row per hyperparameter, which differ
     frames(artifacts, tests)         # a run's per-epoch sample grids, in order, with the test loss at each epoch
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .context import epoch_name, parse_epoch_name
 
 
 @dataclass
@@ -39,6 +41,17 @@ def series(store, run_id: str) -> Series:
     status = store.status(run_id)
     return Series(run_id, (status.get("result") or {}).get("unit") or "", v.steps_per_epoch, list(v.train),
                   list(v.train_epoch), list(v.train_t), list(v.test), list(v.test_t), list(v.train_step))
+
+
+def by_unit(entries: list[dict], question_unit) -> dict[str, list[str]]:
+    """Run ids grouped by the unit of their test loss: the unit a finished run recorded, else its question's
+    (question_unit(question) -> unit, None when unknown). Runs compare on one chart when there is one group: Q1a
+    and Q1b are both nats/dim, Q4a's reconstruction MSE is not."""
+    out: dict[str, list[str]] = {}
+    for e in entries:
+        unit = (e["status"].get("result") or {}).get("unit") or question_unit(e["spec"].get("question", "?")) or "?"
+        out.setdefault(unit, []).append(e["id"])
+    return out
 
 
 def smooth(values, weight: float) -> np.ndarray:
@@ -66,16 +79,21 @@ def settings_table(specs: list, labels: list[str]) -> tuple[list[dict], set]:
     return rows, differ
 
 
+def _prefix(series: str) -> str:
+    """"samples" -> "samples_epoch": a series' name as the scrubber keys it."""
+    return epoch_name(series, 0)[:-1]
+
+
 def frames(artifacts: list, tests: list, prefix: str = "samples_epoch") -> list[dict]:
     """A run's per-epoch image artifacts named prefix<N> (from its artifact events), in epoch order, each with the
     test loss after that epoch (tests: the test losses so far, epoch 0 first) when known:
-    [{epoch, name, npy, test_loss, captions?}]. Grows while the run goes on."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    [{epoch, name, npy, test_loss, captions?}]. Grows while the run goes on. Names follow core.context.epoch_name
+    (older runs' "preview_eNNN" count as "preview_epoch")."""
     out = {}
     for ev in artifacts:
-        m = pattern.match(ev.get("name", ""))
-        if m and ev.get("kind") == "images":
-            e = int(m.group(1))
+        m = parse_epoch_name(ev.get("name", ""))
+        if m and _prefix(m[0]) == prefix and ev.get("kind") == "images":
+            e = m[1]
             out[e] = {"epoch": e, "name": ev["name"], "npy": ev["npy"],
                       "test_loss": tests[e] if e < len(tests) else None,
                       **({"captions": ev["captions"]} if "captions" in ev else {})}
@@ -83,12 +101,14 @@ def frames(artifacts: list, tests: list, prefix: str = "samples_epoch") -> list[
 
 
 def frame_prefixes(artifacts: list) -> list[str]:
-    """The per-epoch image series a run keeps ("samples_epoch", Q4a's "recon_epoch", Q6's two, ...)."""
+    """The per-epoch image series a run keeps ("samples_epoch", Q4a's "recon_epoch", Q6's two, Q2's
+    "preview_epoch", ...)."""
     found = []
     for ev in artifacts:
-        m = re.match(r"(.+_epoch)\d+$", ev.get("name", ""))
-        if m and ev.get("kind") == "images" and m.group(1) not in found:
-            found.append(m.group(1))
+        m = parse_epoch_name(ev.get("name", ""))
+        p = _prefix(m[0]) if m else None
+        if p and ev.get("kind") == "images" and p not in found:
+            found.append(p)
     return found
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 # A run of any length writes a bounded events file: per-minibatch events are averaged into at most this many
@@ -57,6 +58,22 @@ class Thinner:
 
     def flush(self) -> list[tuple[str, dict]]:
         return [p for t in list(self.pending) for p in self._take(t)]
+
+
+# Per-epoch artifacts are named "<series>_epoch<N>" (samples_epoch3, recon_epoch3, ...): the scrubber finds them by
+# this rule. Runs saved before it kept Q2's previews as "preview_eNNN"; those are still read (series "preview").
+_EPOCH_NAME = re.compile(r"(?:(.+)_epoch|(preview)_e)(\d+)$")
+
+
+def epoch_name(series: str, epoch: int) -> str:
+    """The artifact name of `series` after `epoch` ("samples", 3 -> "samples_epoch3")."""
+    return f"{series}_epoch{int(epoch)}"
+
+
+def parse_epoch_name(name: str) -> tuple[str, int] | None:
+    """(series, epoch) of a per-epoch artifact name (new or old style), None for any other name."""
+    m = _EPOCH_NAME.match(name or "")
+    return (m.group(1) or m.group(2), int(m.group(3))) if m else None
 
 
 class RunContext:

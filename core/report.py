@@ -328,13 +328,16 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") ->
 
 
 # ----------------------------------------------------------------------------------------------- the whole report
-def choices(question: str, dataset: str, runs_root=None, owner: str | None = None) -> list[str]:
-    """Sources for one item, best first: finished runs (newest first; those `owner` may see, None = all), then
-    shipped checkpoints."""
+def choices(question: str, dataset: str, runs_root=None, prefer: str = "runs", owner: str | None = None) -> list[str]:
+    """Sources for one item, the one to use first: finished runs (lowest test loss first; a race, which has none,
+    newest first), then shipped checkpoints; prefer="pretrained" puts the shipped checkpoints first, "runs-only"
+    leaves them out. owner: only the runs this owner may see (None = all)."""
     kept = "timings.json" if question == "q3c" else sources.RUN_FILE   # a race keeps timings, not a model
     runs = [f"run:{r['id']}" for r in sources.finished_runs(question, dataset, runs_root, kept, owner=owner)]
+    loss = {s: sources.test_loss(s, runs_root) for s in runs}
+    runs.sort(key=lambda s: (loss[s] is None, loss[s] or 0.0))   # stable: newest first among equals
     shipped = [f"pretrained:{e['name']}" for e in sources.shipped(question, dataset)]
-    return runs + shipped
+    return {"runs": runs + shipped, "pretrained": shipped + runs, "runs-only": runs}.get(prefer, runs + shipped)
 
 
 def make_item(question: str, dataset: str, source: str, out: Path, runs_root=None, seed: int = 0) -> Item:
@@ -353,18 +356,14 @@ def make_item(question: str, dataset: str, source: str, out: Path, runs_root=Non
 
 def collect(out, prefer: str = "runs", runs_root=None, seed: int = 0, questions=QUESTIONS, log=None,
             owner: str | None = None) -> list[Item]:
-    """Every item of the write-up, each from its best source: prefer="runs" (a finished run, else the shipped
-    checkpoint), "pretrained" (the reverse) or "runs-only"."""
+    """Every item of the write-up, each from its best source: prefer="runs" (the finished run with the lowest test
+    loss, else the shipped checkpoint), "pretrained" (the reverse) or "runs-only"."""
     if prefer not in ("runs", "pretrained", "runs-only"):
         raise ReportError(f"prefer must be runs, pretrained or runs-only, not {prefer!r}")
     items = []
     for q in questions:
         for ds in DSETS[q]:
-            options = choices(q, ds, runs_root, owner)
-            if prefer == "pretrained":
-                options.sort(key=lambda s: not s.startswith("pretrained"))
-            elif prefer == "runs-only":
-                options = [s for s in options if s.startswith("run:")]
+            options = choices(q, ds, runs_root, prefer, owner)
             if log:
                 log(f"{q} {ds}: {options[0] if options else 'nothing to report'}")
             items.append(make_item(q, ds, options[0] if options else "", out, runs_root, seed))
@@ -398,6 +397,30 @@ def loss_text(it: Item) -> str:
     return f"{it.test_loss:.4f} {it.unit}"
 
 
+def make_command(question: str, dataset: str) -> str:
+    """The one command that makes a missing item: a quick run of it (the report then finds it)."""
+    return f"python -m core run {question} --dataset {dset_number(question, dataset)} --preset quick"
+
+
+def first_page_rows(items: list[Item]) -> list[str]:
+    """The PDF's first page: per item its number beside the course's reference and the students' range, and its
+    source; a missing number or figure says so plainly, with the command that makes it."""
+    rows = []
+    for it in items:
+        head = f"{it.question} · dataset {dset_number(it.question, it.dataset)} ({it.dataset}): "
+        ref = reference_of(it.question, it.dataset) if it.question != "q3c" else {}
+        refs = ([f"course's reference {ref['reference']}"] if ref.get("reference") is not None else []) + \
+            ([f"students {ref['students'][0]}–{ref['students'][1]}"] if ref.get("students") else [])
+        if not it.source:
+            rows.append(head + " · ".join(["MISSING"] + refs) + ". No finished run and no shipped checkpoint; "
+                        "make it: " + make_command(it.question, it.dataset))
+            continue
+        rows.append(head + " · ".join([loss_text(it).replace("**", "")] + refs) + f" · from {it.source}")
+        for name, why in it.missing.items():
+            rows.append(f"    missing {name}: {why}. Make it: {make_command(it.question, it.dataset)}")
+    return rows
+
+
 HEADINGS = {"q1a": "Question 1: 1D Data — (a) Fitting a Histogram",
             "q1b": "Question 1: 1D Data — (b) Fitting Discretized Mixture of Logistics",
             "q2a": "Question 2: PixelCNNs — (a) PixelCNNs on Shapes and MNIST",
@@ -426,6 +449,8 @@ def writeup_markdown(items: list[Item]) -> str:
         what = "Final test loss" if it.question != "q3c" else "Sampling time"
         lines.append(f"{what} for dataset {n} ({it.dataset}): {loss_text(it)}"
                      + (f" — source `{it.source}`" if it.source else ""))
+        if not it.source:
+            lines.append(f"(make it: `{make_command(it.question, it.dataset)}`, then build the report again)")
         ref = reference_of(it.question, it.dataset) if it.question != "q3c" else {}
         if ref.get("reference") is not None:
             lines.append(f"(the course's reference: {ref['reference']})")
@@ -452,10 +477,12 @@ def write_writeup(items: list[Item], out) -> tuple[Path, Path]:
     with PdfPages(pdf) as pages:
         fig = plt.figure(figsize=(8.27, 11.69))
         fig.text(0.08, 0.92, "Homework 1: Autoregressive Models", fontsize=20, weight="bold")
-        rows = [f"{it.question} · dataset {dset_number(it.question, it.dataset)} ({it.dataset}): {loss_text(it)}"
-                .replace("**", "") for it in items]
-        fig.text(0.08, 0.88, "Final test losses (course units)\n\n" + "\n".join(rows), va="top", fontsize=9,
-                 family="monospace")
+        import textwrap
+
+        rows = [line for row in first_page_rows(items) for line in textwrap.wrap(
+            row, 124, subsequent_indent="      ", break_on_hyphens=False)]
+        fig.text(0.05, 0.88, "Final test losses (course units), beside the course's reference and the range "
+                 "students reached\n\n" + "\n".join(rows), va="top", fontsize=6.5, family="monospace")
         pages.savefig(fig)
         plt.close(fig)
         for it in items:

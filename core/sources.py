@@ -7,6 +7,7 @@
     load(source, device)       -> (model in eval mode, config)
     build(config)              a model with fresh weights from a saved config (config["question"] says the kind)
     choices(questions, dataset) -> [(source, label)]: shipped checkpoints first, then finished runs, newest first
+    best_first(choices(...))   the same, ordered for a picker (shipped, then runs by test loss), "best"/"newest" said
     resolve(source, ...)       -> Found: where it is, checked against the question and data set it must fit
 
 A source is never a path: NAME must be an entry of the manifest, ID a run id of the store's own format.
@@ -216,4 +217,48 @@ def choices(questions, dataset: str, runs_root=None, owner: str | None = None) -
         loss = (r["status"].get("result") or {}).get("test_loss")
         out.append((f"run:{r['id']}", f"run {r['id']} ({r['spec'].get('preset') or 'custom'})"
                     + (f" · test {loss:.4f}" if loss is not None else "")))
+    return out
+
+
+def test_loss(source: str, runs_root=None) -> float | None:
+    """The test loss a source reports: its manifest entry's (shipped) or its run's result; None when unknown."""
+    try:
+        kind, name = parse(source)
+        if kind == "pretrained":
+            entries = checkpoints.find(name=name)
+            loss = entries[0].get("test_loss") if entries else None
+        else:
+            loss = (_store(runs_root).status(name).get("result") or {}).get("test_loss")
+    except (ValueError, KeyError, OSError):
+        return None
+    return float(loss) if isinstance(loss, (int, float)) else None
+
+
+def _created(source: str, runs_root=None) -> float:
+    """When a "run:ID" source was submitted (0 when unknown)."""
+    try:
+        return float(_store(runs_root).status(parse(source)[1]).get("created") or 0.0)
+    except (ValueError, KeyError, OSError, TypeError):
+        return 0.0
+
+
+def best_first(options: list[tuple[str, str]], runs_root=None) -> list[tuple[str, str]]:
+    """choices() ordered for a model picker, whose default is the first: the shipped checkpoints (lowest test loss
+    first), then finished runs by test loss (runs without one last). The lowest test loss of all is labelled "best",
+    the newest run (by its creation time) "newest"."""
+    losses = {src: test_loss(src, runs_root) for src, _ in options}
+    runs = [src for src, _ in options if src.startswith("run:")]
+    newest = max(runs, key=lambda src: (_created(src, runs_root), -runs.index(src))) if runs else None
+    known = [src for src in losses if losses[src] is not None]
+    best = min(known, key=losses.get) if known else None
+
+    def rank(item):
+        i, (src, _) = item
+        loss = losses[src]
+        return (not src.startswith("pretrained:"), loss is None, loss if loss is not None else 0.0, i)
+
+    out = []
+    for _, (src, label) in sorted(enumerate(options), key=rank):
+        tags = [t for t, on in (("best", src == best), ("newest", src == newest)) if on]
+        out.append((src, label + (f" · {' · '.join(tags)}" if tags else "")))
     return out

@@ -15,10 +15,24 @@ st.markdown(
     "Autoregressive models write data one piece at a time, each piece conditioned on everything before it: "
     "p(x) = Π p(xᵢ | x₍<ᵢ₎). This lab walks through a graduate homework on them, question by question — "
     "histograms and mixtures of logistics, PixelCNN, a transformer on pixels with a KV cache, a transformer "
-    "over VQ-VAE tokens, a character-level poet. On every page you can **train a model live** (in the background; "
-    "the page keeps working), watch the loss fall in **nats per dimension**, draw samples, and compare with the "
-    "course's reference numbers. Losses are averaged negative log-likelihoods: lower is better; "
-    "bits = nats / ln 2.")
+    "over VQ-VAE tokens, a character-level poet, and one model that writes both captions and images (Q6). On "
+    "every page you can **train a model live** (in the background; the page keeps working), watch the loss fall "
+    "in **nats per dimension**, draw samples, and compare with the course's reference numbers. Losses are "
+    "averaged negative log-likelihoods: lower is better; bits = nats / ln 2.")
+
+st.subheader("Where to start")
+st.markdown(
+    "1. **Give your name** in the sidebar (*Your name*): your runs carry it and stay yours after a reload.\n"
+    "2. **Open Q1** (1D data) on the left, keep the **quick** preset and press **Train**. Watch the test loss "
+    "fall, epoch by epoch; the run goes on in the background while you read the page.\n"
+    "3. **Compare** with the course's reference under the curve, then change one setting (the learning rate) and "
+    "train again: the **Runs** page puts both curves on one chart.\n"
+    "4. Go on to Q2 … Q6 the same way. Each page also has a **shipped model**, so you can draw samples at once, "
+    "before training anything.\n\n"
+    "**What a quick run is for:** to see a model learn and to try settings, in minutes on a laptop CPU "
+    f"(Q2 on shapes: {ui.quick_time('q2a', 'shapes', short=True)}; a busy machine is slower, and a running run "
+    "says its time left). Its numbers will not reach the course's: for those, the **homework** preset (meant for "
+    "a GPU) or the shipped models; the **Report** page collects either into the write-up.")
 
 who = ui.me()
 c1, c2 = st.columns(2)

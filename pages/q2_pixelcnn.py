@@ -115,8 +115,8 @@ c1.image(big(train[:8], scale=3, ncols=4), caption="training images")
 c2.markdown(f"**{q.title}** ({q.key}) · {len(train):,} training and {len(test):,} test images of {H}×{W}×{C}, "
             f"values 0..{LEVELS - 1}. A uniform guess costs ln {LEVELS} = {np.log(LEVELS):.3f} nats/dim.")
 c2.caption("Presets: **quick** is a smaller net on a 6,000-image subset that learns visibly on a 2-core CPU: "
-           "about 2 minutes on shapes, 3 on coloured shapes, 4 on MNIST, 6 on coloured MNIST (bigger images, and "
-           "the 10,000 test images are scored after every epoch). **homework** is the notebook's net and settings, "
+           f"{ui.quick_time(q.key, dataset)} (MNIST sets: the 10,000 test images are scored after every epoch). "
+           "**homework** is the notebook's net and settings, "
            "meant for a GPU, but shapes fit a CPU too (2 cores: ~1 minute per epoch, 10 epochs in ~9.5 minutes; "
            "~2 minutes per epoch on coloured shapes).")
 ui.shipped_notes(q.key, dataset)
@@ -145,11 +145,11 @@ def _model(source: str, runs_root: str, device: str):
     return sources.load(source, device, runs_root, questions=("q2a", "q2b"))
 
 
-choices = sources.choices(("q2a", "q2b"), dataset, ui.store().root, ui.viewer())
+choices = sources.best_first(sources.choices(("q2a", "q2b"), dataset, ui.store().root, ui.viewer()), ui.store().root)
 if not choices:
     st.info(f"No model for {TITLES[dataset]} yet: the pretrained checkpoint `{q2.PRETRAINED[dataset]}` is not "
-            f"shipped yet and no run on this set has finished. Train one above (quick preset: ~2 minutes on "
-            f"the shapes sets).")
+            f"shipped yet and no run on this set has finished. Train one above (quick preset: "
+            f"{ui.quick_time(q.key, dataset, short=True)}).")
     st.stop()
 labels = dict(choices)
 source = st.selectbox("Model", list(labels), format_func=labels.get, key=f"q2:model:{dataset}")

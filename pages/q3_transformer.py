@@ -63,7 +63,7 @@ def heat(m):
 
 def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
     """A select box over the shipped checkpoints and finished runs for `dset`; -> (model, config) or None."""
-    choices = sources.choices(questions, dset, ui.store().root, ui.viewer())
+    choices = sources.best_first(sources.choices(questions, dset, ui.store().root, ui.viewer()), ui.store().root)
     if not choices:
         name = q3.PRETRAINED[dset]
         st.info(f"No model for {TITLES[dset]} yet: the pretrained checkpoint `{name}` is not shipped yet and no "
@@ -92,8 +92,9 @@ with tab_train:
         if C == 3:
             r, g, b = img[0, 0]
             c2.markdown(f"Top-left pixel (r, g, b) = ({r}, {g}, {b}) → token {r}·16 + {g}·4 + {b} = **{toks[1]}**.")
-    st.caption("Presets: **quick** learns visibly on a laptop CPU in ~2 minutes on shapes (MNIST sets: use "
-               "**quick-mnist**, 3–5 minutes, over half of it scoring the 10,000 test images); **homework** is the "
+    st.caption(f"Presets: **quick** learns visibly on a laptop CPU ({ui.quick_time(q.key, 'shapes', short=True)} "
+               "on shapes; MNIST sets: use **quick-mnist**, 3–5 minutes, over half of it scoring the 10,000 test "
+               "images); **homework** is the "
                "notebook's setting (d_model 128, 4 heads, 2 layers, 15 epochs), meant for a GPU.")
     ui.shipped_notes(q.key, dataset)
     ui.train_panel(q, dataset)
@@ -226,12 +227,12 @@ with tab_race:
     colour_sets = [d for d in q3.COLOUR_SETS]
     race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
                         format_func=TITLES.get, key="q3:race:dataset")
-    choices = sources.choices("q3b", race_set, ui.store().root, ui.viewer())
+    choices = sources.best_first(sources.choices("q3b", race_set, ui.store().root, ui.viewer()), ui.store().root)
     rid = None
     if not choices:
         st.info(f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint `{q3.PRETRAINED[race_set]}` "
                 f"is not shipped yet and no Q3b run on this set has finished. Train one in the first tab "
-                f"(coloured shapes, quick preset: ~2 minutes on a CPU).")
+                f"(coloured shapes, quick preset: {ui.quick_time('q3b', 'shapes-colored', short=True)}).")
     else:
         labels = dict(choices)
         source = st.selectbox("Model", list(labels), format_func=labels.get, key="q3:race:model")

@@ -40,7 +40,8 @@ def _grid(run_id: str, ev: dict, scale: int = 3):
 
 def _no_tokenizer_note():
     st.info(f"No tokenizer for {dataset} yet: none is shipped and no tokenizer run has finished. Train one on the "
-            "**(a) Tokenizer** tab first (the quick preset takes about 2 minutes on a laptop CPU).", icon="👈")
+            f"**(a) Tokenizer** tab first (the quick preset takes {ui.quick_time('q4a', dataset, short=True)}).",
+            icon="👈")
 
 
 # --------------------------------------------------------------------------------------------- (a) the tokenizer
@@ -104,8 +105,9 @@ def _tokenizer_extra(view, status):
 with tab_a:
     st.markdown("Train a tokenizer for this data set in the background. **homework** = the original's shape "
                 "(128/256 channels, 1024 codes × 64 dims), meant for a GPU; **quick** = a small one that learns "
-                "on a laptop CPU in about 2 minutes. Try a tiny codebook (K = 16) and see the reconstructions "
-                "suffer, or switch EMA off to learn the codes with the codebook loss as the original did.")
+                f"on a laptop CPU in {ui.quick_time('q4a', dataset, short=True)}. Try a tiny codebook (K = 16) and "
+                "see the reconstructions suffer, or switch EMA off to learn the codes with the codebook loss as the "
+                "original did.")
     qa = get("q4a")
     ui.train_panel(qa, dataset)
     ui.run_monitor(ui.current_run(qa, dataset), extra=_tokenizer_extra, unit="mse", show_curve=False, key="q4a")
@@ -298,9 +300,9 @@ def _pretrained_model(name: str):
 
 def _pretrained_samples(name: str, seed: int, temperature: float):
     """100 samples with a progress bar (49 tokens, all images at once); kept for this session per setting."""
-    key, last = (name, seed, temperature), st.session_state.get("q4b:pt:last")
-    if last and last[0] == key:
-        return last[1]
+    key = (name, seed, temperature)
+    if ui.kept("q4b:pt", key) is not None:
+        return ui.kept("q4b:pt", key)
     model, tok = _pretrained_model(name)
     n = q4.N_FINAL
     bar = st.progress(0.0, text=f"Sampling 49 tokens for {n} images…")
@@ -308,7 +310,7 @@ def _pretrained_samples(name: str, seed: int, temperature: float):
         imgs = q4.sample_images(model, tok, n, seed, temperature, step_callback=lambda i, *_: bar.progress(
             min(1.0, (i + 1) / 49), text=f"token {min(i + 1, 49)} of 49 for {n} images, then decoding"))[0]
     bar.empty()
-    st.session_state["q4b:pt:last"] = (key, imgs)
+    ui.keep("q4b:pt", key, imgs)
     return imgs
 
 
@@ -326,10 +328,12 @@ with tab_b:
             temp = c2.slider("temperature", 0.1, 2.0, 1.0, 0.1, key="q4b:pt:temp")
             if st.button("Draw 100 samples", key="q4b:pt:go"):
                 try:
-                    imgs = _pretrained_samples(e["name"], int(s), float(temp))
-                    st.image(viz.image_grid(imgs, ncols=10, levels=4, scale=2), caption=f"100 samples of {e['name']}")
+                    _pretrained_samples(e["name"], int(s), float(temp))
                 except (ValueError, checkpoints.CheckpointError) as err:
                     st.error(str(err))
+            imgs = ui.kept("q4b:pt", (e["name"], int(s), float(temp)))   # drawn before: still shown
+            if imgs is not None:
+                st.image(viz.image_grid(imgs, ncols=10, levels=4, scale=2), caption=f"100 samples of {e['name']}")
     opts = q4.available_tokenizers(dataset, owner=ui.viewer())
     qb = get("q4b")
     if not opts:

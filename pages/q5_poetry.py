@@ -88,15 +88,12 @@ ui.run_monitor(run_id, extra=extra, unit="nats/char", key="q5")
 
 # ------------------------------------------------------------------------------------------------------- sample
 st.subheader("Write with a trained model")
-models = {}  # label -> model source; your finished runs first (newest first), then the shipped ones
-for r in sources.finished_runs("q5", "poetry", ui.store().root, owner=ui.viewer()):
-    models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f}"] = f"run:{r['id']}"
-for e in sources.shipped("q5", "poetry"):
-    models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f}"] = f"pretrained:{e['name']}"
+# source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
+models = dict(sources.best_first(sources.choices("q5", "poetry", ui.store().root, ui.viewer()), ui.store().root))
 if not sources.shipped("q5", "poetry"):
     st.caption("No pretrained Q5 checkpoint is shipped yet.")
 if not models:
-    st.info("No trained model yet: train one above (the quick preset takes a couple of minutes on a CPU), "
+    st.info(f"No trained model yet: train one above (the quick preset takes {ui.quick_time('q5', short=True)}), "
             "then come back here to write with it.")
     st.stop()
 
@@ -108,8 +105,7 @@ def load_model(source: str, runs_root: str, stamp: float):
     return model, tokenizer_from_config(config), config
 
 
-label = st.selectbox("Model", list(models), key="q5:source")
-source = models[label]
+source = st.selectbox("Model", list(models), format_func=models.get, key="q5:source")
 try:
     found = sources.resolve(source, runs_root=ui.store().root)
     model, tok, config = load_model(source, str(ui.store().root), found.path.stat().st_mtime)
@@ -134,16 +130,19 @@ with st.form("q5:sample"):
     seed = c5.number_input("seed", 0, 2**31 - 1, 0, 1, key="q5:seed")
     go = st.form_submit_button("Write", type="primary", icon="✒️")
 
+setting = (source, prompt, float(temperature), int(top_k), int(length), int(n), int(seed))
 if go and not 1 <= length <= MAX_LENGTH:
     st.error(f"Length must be between 1 and {MAX_LENGTH} characters (got {length}); nothing was written.", icon="⚠️")
 elif go:
     bar = st.progress(0.0, text=f"Writing {n} × up to {length} characters…")
     with ui.server_work("writing poems"):
-        texts, notices = generate(model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature),
-                                  top_k=int(top_k) or None, seed=int(seed),
-                                  on_step=lambda i: bar.progress((i + 1) / length,
-                                                                 text=f"character {i + 1} of up to {length}"))
+        ui.keep("q5:poems", setting, generate(
+            model, tok, int(n), int(length), prompt=prompt, temperature=float(temperature), top_k=int(top_k) or None,
+            seed=int(seed), on_step=lambda i: bar.progress((i + 1) / length,
+                                                           text=f"character {i + 1} of up to {length}")))
     bar.empty()
+if ui.kept("q5:poems", setting) is not None:   # written now or before with these settings: shown on every rerun
+    texts, notices = ui.kept("q5:poems", setting)
     for msg in notices:
         st.warning(msg, icon="ℹ️")
     show_texts(texts, tok.decode(prepare_prompt(tok, prompt, T)[0]))

@@ -108,13 +108,10 @@ ui.run_monitor(ui.current_run(q, DATASET), extra=extra, unit="nats/token", key="
 
 # ------------------------------------------------------------------------------------------------------- use a model
 st.subheader("Use a trained model")
-models = {}  # label -> source: your finished runs first (newest first), then the shipped ones
-for r in sources.finished_runs("q6", DATASET, ui.store().root, owner=ui.viewer()):
-    models[f"your run {r['id']} · test loss {r['status']['result']['test_loss']:.3f} nats/token"] = f"run:{r['id']}"
-for e in sources.shipped("q6", DATASET):
-    models[f"pretrained · {e['name']} · test loss {e['test_loss']:.3f} nats/token"] = f"pretrained:{e['name']}"
+# source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
+models = dict(sources.best_first(sources.choices("q6", DATASET, ui.store().root, ui.viewer()), ui.store().root))
 if not models:
-    st.info("No trained model yet: train one above (the quick preset takes about 3 minutes on a CPU).")
+    st.info(f"No trained model yet: train one above (the quick preset takes {ui.quick_time('q6', short=True)}).")
     st.stop()
 
 
@@ -124,8 +121,7 @@ def load(source: str, runs_root: str, stamp: float):
     return model, vocab, config, q4.load_tokenizer(config["tokenizer"], "cpu", runs_root=runs_root)
 
 
-label = st.selectbox("Model", list(models), key="q6:source")
-source = models[label]
+source = st.selectbox("Model", list(models), format_func=models.get, key="q6:source")
 try:
     found = sources.resolve(source, runs_root=ui.store().root)
     model, vocab, config, tok = load(source, str(ui.store().root), found.path.stat().st_mtime)
@@ -151,43 +147,53 @@ temperature = c1.slider("temperature", 0.0, 2.0, 1.0, 0.1, key="q6:temp",
                         help="divides the logits: lower = the most likely words and codes, 0 = always the most likely")
 seed = int(c2.number_input("seed", 0, 2**31 - 1, 0, 1, key="q6:seed"))
 classifier, _ = q6.load_digit_classifier()
-t_img, t_txt, t_unc = st.tabs(["🖼️→📝 captions for images", "📝→🖼️ images for captions", "🎲 unconditional"])
+USES = ["🖼️→📝 captions for images", "📝→🖼️ images for captions", "🎲 unconditional"]
+use = st.segmented_control("Use it for", USES, default=USES[0], required=True, key="q6:use") or USES[0]
 
-with t_img:
+if use == USES[0]:
     picked = st.multiselect("Test images (up to 9; none = the first nine)", list(range(len(test))), default=[],
                             max_selections=9, key="q6:images", format_func=lambda i: f"#{i} · {test_caps[i]}")
     idx = picked or list(range(9))
+    setting = (source, tuple(idx), seed, temperature)
     if st.button("Write captions", type="primary", key="q6:go:img"):
         codes = q4.tokenize(tok, test[idx])
         with ui.server_work("writing captions"):
-            said = q6.captions_for(model, vocab, codes, seed, temperature)
+            ui.keep("q6:img", setting, q6.captions_for(model, vocab, codes, seed, temperature))
+    said = ui.kept("q6:img", setting)
+    if said is not None:
         marks = [f"{n}/{k}" for n, k in (q6.words_true(s, test_caps[i]) for s, i in zip(said, idx))]
         ui.pairs_grid(test[idx], [f"{s}  (truth: {test_caps[i]})" for s, i in zip(said, idx)], marks=marks)
         st.caption("Each caption starts with how many of its 5 judged words (digit, colours, modifiers) are true.")
 
-with t_txt:
+elif use == USES[1]:
     typed = st.text_area("Captions, one per line (up to 9)", "\n".join(test_caps[:9]), height=220,
                          max_chars=1000, key="q6:captions")
     lines = [ln.strip() for ln in typed.splitlines() if ln.strip()][:9]
-    if st.button("Draw images", type="primary", key="q6:go:txt"):
-        try:
-            with ui.server_work("drawing images"):
-                drawn = q4.to_images(tok.decode(q6.codes_for(model, vocab, lines, seed, temperature)))
-        except q6.UnknownWords as e:
-            st.error(f"Nothing was drawn: {ui.plain(e)}", icon="⚠️")
-        else:
-            marks = None
-            if classifier is not None:
-                ok = q6.images_match(drawn, lines, classifier)
-                marks = ["✓" if m else "✗" for m in ok]
-            ui.pairs_grid(drawn, lines, marks=marks)
-            if marks:
-                st.caption("✓: the digit (read by the classifier) and both colours (read from the pixels) match.")
+    good, bad = q6.readable(vocab, lines)   # each line is drawn or refused alone
+    setting = (source, tuple(good), seed, temperature)
+    clicked = st.button("Draw images", type="primary", key="q6:go:txt")
+    if clicked and good:
+        with ui.server_work("drawing images"):
+            ui.keep("q6:txt", setting, q4.to_images(tok.decode(q6.codes_for(model, vocab, good, seed, temperature))))
+    drawn = ui.kept("q6:txt", setting)
+    for line, why in bad if clicked or drawn is not None else ():
+        st.error(f"Not drawn: “{line}”: {ui.plain(why)}", icon="⚠️")
+    if drawn is not None:
+        marks = None
+        if classifier is not None:
+            ok = q6.images_match(drawn, good, classifier)
+            marks = ["✓" if m else "✗" for m in ok]
+        ui.pairs_grid(drawn, good, marks=marks)
+        if marks:
+            st.caption("✓: the digit (read by the classifier) and both colours (read from the pixels) match.")
 
-with t_unc:
+else:
+    setting = (source, seed, temperature)
     if st.button("Draw nine pairs", type="primary", key="q6:go:unc"):
         with ui.server_work("drawing pairs"):
-            codes, caps, text_first = q6.unconditional(model, vocab, 9, seed, temperature)
+            ui.keep("q6:unc", setting, q6.unconditional(model, vocab, 9, seed, temperature))
+    if ui.kept("q6:unc", setting) is not None:
+        codes, caps, text_first = ui.kept("q6:unc", setting)
         ui.pairs_grid(q4.to_images(tok.decode(codes)),
                       [f"{c}  ({'text' if tf else 'image'} first)" for c, tf in zip(caps, text_first)])
 

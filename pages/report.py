@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from core import report
+from core import report, sources
 
 ui.in_app()
 
@@ -25,16 +25,24 @@ prefer = st.radio("Prefer", ["runs", "pretrained"], horizontal=True, key="report
                   format_func={"runs": "my finished runs (else the shipped checkpoint)",
                                "pretrained": "the shipped checkpoints (else my runs)"}.get)
 picks = {}
+
+
+def _source_label(src: str) -> str:
+    if not src:
+        return "(leave out)"
+    loss = sources.test_loss(src, root)
+    return src + (f" · test {loss:.4f}" if loss is not None else "")
+
+
 with st.expander("Sources, item by item", expanded=False):
-    st.caption("The source of each item: a finished run (`run:ID`, newest first) or a shipped checkpoint "
-               "(`pretrained:NAME`).")
+    st.caption("The source of each item: a finished run (`run:ID`, lowest test loss first) or a shipped "
+               "checkpoint (`pretrained:NAME`), in the order **Prefer** asks for.")
     cols = st.columns(3)
     for i, (q, ds) in enumerate((q, ds) for q in report.QUESTIONS for ds in report.DSETS[q]):
-        options = report.choices(q, ds, root, ui.viewer())
-        if prefer == "pretrained":
-            options.sort(key=lambda s: not s.startswith("pretrained"))
-        picks[(q, ds)] = cols[i % 3].selectbox(f"{q} · {ds}", options + [""], key=f"report:src:{q}:{ds}",
-                                               format_func=lambda s: s or "(leave out)")
+        options = report.choices(q, ds, root, prefer, owner=ui.viewer())
+        # keyed by the preference too: switching it starts every item from that preference's first source
+        picks[(q, ds)] = cols[i % 3].selectbox(f"{q} · {ds}", options + [""], key=f"report:src:{prefer}:{q}:{ds}",
+                                               format_func=_source_label)
 seed = st.number_input("seed for samples drawn from checkpoints", 0, 2**31 - 1, 0, key="report:seed")
 
 def build(picks: dict, seed: int) -> dict:
@@ -104,6 +112,8 @@ for q in report.QUESTIONS:
         if ref["students"] and q != "q3c":
             line += f" · students {ref['students'][0]}–{ref['students'][1]}"
         st.markdown(line)
+        if not it.source or it.missing:
+            st.caption(f"To make what is missing: `{report.make_command(q, it.dataset)}`, then build again.")
         figs = [n for n in report.figure_names(q, it.dataset) if n in it.figures]
         if figs:
             cols = st.columns(len(figs))

@@ -48,6 +48,13 @@ def _owner(r):
     return ("you" if mine else r["spec"].get("owner_name") or "—") + (" · 📌" if r["pinned"] else "")
 
 
+def _unit(question):
+    try:
+        return get(question).unit
+    except KeyError:
+        return None
+
+
 def _label(rid):
     r = by_id[rid]
     return (f"{rid} · {r['spec']['question']} · {r['spec']['dataset']} · {r['status'].get('state')} · {_loss(r)}"
@@ -73,13 +80,13 @@ st.subheader("Compare runs")
 wanted = [i for i in st.query_params.get_all("compare") if i in by_id]
 if "runs:compare" not in st.session_state and wanted:
     st.session_state["runs:compare"] = wanted
-picked = st.multiselect("Runs to compare (one question)", [r["id"] for r in shown] + [i for i in wanted if i not in
-                        {r["id"] for r in shown}], key="runs:compare", format_func=_label,
+picked = st.multiselect("Runs to compare (losses in one unit)", [r["id"] for r in shown] + [i for i in wanted if i not
+                        in {r["id"] for r in shown}], key="runs:compare", format_func=_label,
                         placeholder="pick two or more runs")
-kinds = {by_id[i]["spec"]["question"] for i in picked}
-if len(kinds) > 1:
-    st.warning(f"These runs answer different questions ({', '.join(sorted(kinds))}); their losses are not in one "
-               "unit. Pick runs of one question.")
+units = compare.by_unit([by_id[i] for i in picked], _unit)
+if len(units) > 1:
+    st.warning("These runs' losses are not in one unit (" + "; ".join(f"{u}: {', '.join(ids)}" for u, ids in
+               units.items()) + "). Pick runs whose losses share a unit.")
 elif picked:
     c1, c2, c3 = st.columns([2, 1, 1])
     weight = c1.slider("smoothing (train loss)", 0.0, 0.99, 0.6, 0.01, key="runs:smooth",

@@ -26,6 +26,10 @@ def test_home_renders(runs_dir):
     at = app()
     assert not at.exception
     assert "Autoregressive Lab" in at.title[0].value
+    text = " ".join(m.value for m in at.markdown)
+    assert "Where to start" in [h.value for h in at.subheader]
+    assert "Give your name" in text and "Open Q1" in text and "What a quick run is for" in text
+    assert "captions and images" in text                                     # the introduction names Q6 too
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -71,6 +71,61 @@ def test_frames_follow_the_epoch_artifacts():
     assert compare.frame_prefixes(arts) == ["samples_epoch", "recon_epoch"]
 
 
+def test_every_per_epoch_name_scrubs_old_q2_names_too():
+    from core.context import epoch_name, parse_epoch_name
+
+    assert parse_epoch_name(epoch_name("preview", 3)) == ("preview", 3)
+    assert parse_epoch_name("preview_e003") == ("preview", 3)                 # runs saved before the rule
+    assert parse_epoch_name("samples") is None and parse_epoch_name("model") is None
+    arts = [{"kind": "images", "name": "preview_e002", "npy": "b.npy"},
+            {"kind": "images", "name": "preview_epoch1", "npy": "a.npy"}]
+    assert compare.frame_prefixes(arts) == ["preview_epoch"]
+    assert [f["epoch"] for f in compare.frames(arts, [], "preview_epoch")] == [1, 2]
+
+
+def test_a_q2_run_with_previews_scrubs(runs_dir):
+    rid = finished_run(runs_dir, "q2a", "shapes", {"filters": 8, "kernel_size": 3, "layers": 1, "epochs": 2,
+                                                    "batch_size": 32, "subset": 64})
+    at = _runs_page({"run": rid})
+    slider = at.select_slider(key=f"scrub:runs:{rid}:preview_epoch")
+    assert slider.value == 2
+    slider.set_value(1)
+    at.run()
+    assert not at.exception
+    assert any(c.value.startswith("after epoch 1 · test loss") for c in at.caption)
+
+
+def _fake_finished(runs_dir, question, dataset, loss):
+    """A run folder that reads as finished with this test loss (and a model file), without training."""
+    from core.lab import RunSpec, store as RunStore
+
+    store = RunStore(runs_dir)
+    rid = store.submit(RunSpec(question, dataset, {}, preset="quick"), start=False)
+    store.set_status(rid, state="done", result={"test_loss": loss, "unit": "nats/dim"})
+    (runs_dir / rid / "model.safetensors").write_bytes(b"")
+    return rid
+
+
+def test_pickers_default_to_the_shipped_model_then_the_best_run(runs_dir):
+    import time
+
+    from core import checkpoints, sources
+
+    slow = _fake_finished(runs_dir, "q1a", "1d-1", 2.70)
+    time.sleep(0.01)
+    good = _fake_finished(runs_dir, "q1a", "1d-1", 2.55)
+    time.sleep(0.01)
+    newest = _fake_finished(runs_dir, "q1a", "1d-1", 2.60)
+    opts = sources.best_first(sources.choices("q1a", "1d-1", runs_dir), runs_dir)
+    assert [s for s, _ in opts] == [f"run:{good}", f"run:{newest}", f"run:{slow}"]   # nothing shipped: the best
+    assert opts[0][1].endswith("· best") and opts[1][1].endswith("· newest") and "best" not in opts[2][1]
+    if checkpoints.find(name="q2a-shapes"):
+        rid = _fake_finished(runs_dir, "q2a", "shapes", 0.001)
+        opts = sources.best_first(sources.choices(("q2a", "q2b"), "shapes", runs_dir), runs_dir)
+        assert opts[0][0] == "pretrained:q2a-shapes" and "best" not in opts[0][1]   # shipped first, even if beaten
+        assert opts[1] == (f"run:{rid}", opts[1][1]) and opts[1][1].endswith("· best · newest")
+
+
 def _runs_page(query=None):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
@@ -92,6 +147,26 @@ def test_runs_page_compares_two_runs(two_q1_runs, runs_dir):
     table = next(df.value for df in at.dataframe if df.value.index.name == "setting")
     assert list(table.columns) == two_q1_runs and table.loc["lr"].tolist() == ["0.1", "0.02"]
     assert not any("different questions" in w.value for w in at.warning)
+
+
+def test_by_unit_groups_runs_by_the_unit_of_their_loss_not_their_question():
+    def e(rid, q, unit=None):
+        return {"id": rid, "spec": {"question": q}, "status": {"result": {"unit": unit} if unit else None}}
+
+    units = {"q1a": "nats/dim", "q1b": "nats/dim", "q4a": "mse"}.get
+    assert compare.by_unit([e("a", "q1a", "nats/dim"), e("b", "q1b")], units) == {"nats/dim": ["a", "b"]}
+    assert compare.by_unit([e("a", "q1a"), e("c", "q4a")], units) == {"nats/dim": ["a"], "mse": ["c"]}
+
+
+def test_runs_page_compares_q1a_with_q1b(runs_dir):
+    ids = [finished_run(runs_dir, q, "1d-1", {"epochs": 1}) for q in ("q1a", "q1b")]
+    at = _runs_page()
+    before = len(at.get("plotly_chart"))
+    at.multiselect(key="runs:compare").set_value(ids)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("not in one unit" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == before + 1
 
 
 def test_a_compare_link_opens_the_runs_page_with_the_run_picked(two_q1_runs, runs_dir):
@@ -157,3 +232,61 @@ def test_class_board_is_off_until_the_instructor_turns_it_on(two_q1_runs, runs_d
     assert (runs_dir / ".board-on").exists()
     rows = session(learner).dataframe[0].value
     assert list(rows["question"]) == ["q1a"] and rows["finished runs"][0] == 2
+
+
+def test_time_left_follows_the_measured_epochs_on_a_fake_clock():
+    from core import eta
+
+    events = [{"type": "start", "t": 100.0, "epochs": 5, "steps_per_epoch": 10},
+              {"type": "test", "t": 102.0, "epoch": 0, "loss": 3.0}]
+    assert eta.time_left(events, now=150.0) is None and eta.text(None) == ""      # nothing measured yet
+    events += [{"type": "train", "t": 130.0, "loss": 2.0}, {"type": "test", "t": 160.0, "epoch": 1, "loss": 2.0},
+               {"type": "epoch", "t": 162.0, "epoch": 1, "seconds": 58.0}]
+    assert eta.time_left(events, now=162.0) == pytest.approx(4 * 60.0)            # 60 s an epoch, 4 to go
+    assert eta.time_left(events, now=192.0) == pytest.approx(4 * 60.0 - 30)       # half an epoch since
+    assert eta.text(eta.time_left(events, now=192.0)) == "about 4 min left"
+    events += [{"type": "epoch", "t": 262.0, "epoch": 2, "seconds": 95.0}]        # slower: previews counted too
+    assert eta.time_left(events, now=262.0) == pytest.approx(3 * 80.0)
+    assert eta.time_left([{"type": "start", "epochs": 3}, {"type": "epoch", "epoch": 1, "seconds": 20.0}],
+                         now=0) == pytest.approx(40.0)                            # no time stamps: the seconds
+    assert eta.time_left(events + [{"type": "epoch", "t": 400.0, "epoch": 5}], now=500.0) == 0.0
+
+
+def test_the_run_monitor_says_the_time_left_after_the_first_epoch(runs_dir, monkeypatch):
+    import json
+    import time
+
+    from core.engine.runs import RunStore as Store
+    from core.lab import RunSpec, store as RunStore
+
+    monkeypatch.setattr(Store, "recover", lambda self: [])    # no worker behind this run: do not judge it dead
+    store = RunStore(runs_dir)
+    rid = store.submit(RunSpec("q1a", "1d-1", {}), start=False)
+    now = time.time()
+    store.set_status(rid, state="running", started=now - 130, began=now - 130)
+    recorded = [{"type": "start", "t": now - 130, "epochs": 4, "steps_per_epoch": 2},
+                {"type": "test", "t": now - 125, "epoch": 0, "loss": 3.0},
+                {"type": "train", "t": now - 100, "step": 1, "epoch": 0.5, "loss": 2.5},
+                {"type": "train", "t": now - 75, "step": 2, "epoch": 1.0, "loss": 2.4},
+                {"type": "test", "t": now - 66, "epoch": 1, "loss": 2.4},
+                {"type": "epoch", "t": now - 65, "epoch": 1, "seconds": 59.0}]
+    (runs_dir / rid / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in recorded))
+
+    def script():
+        import ui
+
+        ui.run_monitor(ui.store().ids()[0], compare_link=False)
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any(t.startswith("epoch 1 of 4 · about 2 min left") for t in texts), texts   # 3 x 60 s - 65 s spent
+
+
+def test_preset_times_come_from_the_measured_table():
+    from core import eta
+
+    eta_q2 = eta.quick_time("q2a", "shapes")
+    assert eta_q2 == f"about {round(eta.QUICK_SECONDS[('q2a', 'shapes')] / 60)} min on 2 idle CPU cores"
+    assert eta.quick_time("q6", "mnist-v2") == eta.quick_time("q6")          # any data set
+    assert eta.quick_time("q5") is None                                      # not measured: no number made up

@@ -28,6 +28,17 @@ def test_a_link_restores_data_set_preset_settings_and_seed(runs_dir):
     assert any("restored from the link" in i.value for i in at.info)
 
 
+def test_no_link_note_without_a_link(runs_dir):
+    at = q2_page({})                                    # opened from the menu: the page writes its preset itself
+    assert not any("restored from the link" in i.value for i in at.info)
+    at.slider(key="q2:rf:row").set_value(5)             # the next click reads that URL back: not a link either
+    at.run()
+    assert not any("restored from the link" in i.value for i in at.info)
+    at.radio(key="q2:dataset").set_value("shapes-colored").run()
+    at.radio(key="q2:dataset").set_value("shapes").run()
+    assert not any("restored from the link" in i.value for i in at.info)
+
+
 def test_bad_link_values_get_the_widgets_messages_and_the_defaults(runs_dir):
     from core.questions import get
 

@@ -94,8 +94,8 @@ def test_a_short_run_learns_and_samples_look_right():
     model, res = t.model, t.result
     assert len(res.test_losses) == 4 and len(res.train_losses) == 3 * res.steps_per_epoch
     assert res.test_losses[-1] < 0.5 * res.test_losses[0], res.test_losses
-    assert sorted(ctx.images) == ["preview_e001", "preview_e002", "preview_e003"]
-    assert ctx.images["preview_e003"].shape == (25, 20, 20, 1)
+    assert sorted(ctx.images) == ["preview_epoch1", "preview_epoch2", "preview_epoch3"]
+    assert ctx.images["preview_epoch3"].shape == (25, 20, 20, 1)
     s = q.final_samples(model, (20, 20, 1), seed=1)
     assert s.shape == (100, 20, 20, 1) and s.dtype == np.uint8 and set(np.unique(s)) <= {0, 1}
     assert np.array_equal(s, q.final_samples(model, (20, 20, 1), seed=1))      # seeded
@@ -195,7 +195,7 @@ def test_page_samples_and_completes_with_a_finished_run(runs_dir):
     assert run_worker(str(store.root / rid)) == 0 and store.status(rid)["state"] == "done"
     events, _ = store.events(rid)
     names = [e["name"] for e in events if e["type"] == "artifact"]
-    assert names == ["preview_e001", "model", "samples"]
+    assert names == ["preview_epoch1", "model", "samples"]
     assert np.load(store.root / rid / "samples.npy").shape == (100, 20, 20, 1)
     at = _app()
     assert not at.exception, [e.value for e in at.exception]

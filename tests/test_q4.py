@@ -267,7 +267,7 @@ def test_tokenizer_tab_launches_a_run(runs_dir, no_pretrained):
     RunStore(runs_dir).cancel(runs[0]["id"])  # it was started in the background: stop it
 
 
-def test_pretrained_samples_button_draws_100_images(runs_dir):
+def test_pretrained_samples_button_draws_100_images_that_survive_other_clicks(runs_dir):
     from core import checkpoints
 
     if not checkpoints.find(question="q4b", dataset="mnist-colored"):
@@ -275,8 +275,19 @@ def test_pretrained_samples_button_draws_100_images(runs_dir):
     at = _page()
     next(b for b in at.button if b.label == "Draw 100 samples").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["q4b:pt:last"][1].shape == (100, 28, 28, 3)
-    assert any("100 samples of" in str(img.proto) for img in at.get("image"))
+    e = checkpoints.find(question="q4b", dataset="mnist-colored")[0]
+    assert at.session_state["_kept:q4b:pt"][(e["name"], 0, 1.0)].shape == (100, 28, 28, 3)
+
+    def shown():
+        return any("100 samples of" in str(img.proto) for img in at.get("image"))
+
+    assert shown()
+    at.number_input(key="q4:lab:seed").set_value(3).run()          # an unrelated click keeps them
+    assert shown()
+    at.slider(key="q4b:pt:temp").set_value(1.5).run()               # other settings: not drawn for them
+    assert not shown()
+    at.slider(key="q4b:pt:temp").set_value(1.0).run()               # back: there again, not redrawn
+    assert not at.exception and shown()
 
 
 def test_page_says_the_shipped_models_were_trained_on_the_earlier_coloured_mnist(runs_dir):

@@ -233,14 +233,24 @@ def test_page_writes_with_a_finished_run(runs_dir, poems, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert any("Samples" in m.value or "final samples" in m.value for m in at.markdown)
     models = at.selectbox(key="q5:source")
-    assert models.value.startswith(f"your run {rid}")  # the learner's newest run comes first
-    assert len(models.options) == 1 + len(checkpoints.find(question="q5", dataset="poetry"))
+    shipped = checkpoints.find(question="q5", dataset="poetry")
+    assert models.value == (f"pretrained:{shipped[0]['name']}" if shipped else f"run:{rid}")  # shipped by default
+    assert len(models.options) == 1 + len(shipped)
+    assert any(rid in o and "newest" in o for o in models.options)
+    models.set_value(f"run:{rid}").run()
     assert at.text_area(key="q5:prompt").max_chars == 2000           # what a learner types is bounded
     at.text_area(key="q5:prompt").set_value("Shall I compare thee ✓ " * 3)
     next(b for b in at.button if b.label == "Write").click().run()
     assert not at.exception, [e.value for e in at.exception]
     warnings = " ".join(w.value for w in at.warning)
     assert "'✓' → ' '" in warnings and "last 31 characters" in warnings
+
+    def poems():
+        return [m.value for m in at.markdown if "margin-bottom:0.6em" in m.value]
+
+    written = poems()                      # the run's own samples (in its monitor) and the 5 just written
+    next(b for b in at.button if b.label == "Draw the highlighted token").click().run()   # the next-character view
+    assert not at.exception and poems() == written                                      # the poems stay
 
 
 def test_the_shipped_checkpoint_reproduces_its_test_loss_and_writes():

@@ -161,3 +161,52 @@ def test_notebook_pixelcnn_functions_check_image_shape_against_the_data():
     for fn in (homework.q2_a, homework.q2_b, homework.q3_a):
         with pytest.raises(ValueError, match="does not match the data's images"):
             fn(x, x, (28, 28, 1), 1)
+
+
+def test_report_takes_the_best_run_and_honours_prefer_shipped(runs_dir):
+    import time
+
+    from tests.test_compare import _fake_finished
+
+    good = _fake_finished(runs_dir, "q1a", "1d-1", 2.5506)
+    time.sleep(0.01)
+    newest = _fake_finished(runs_dir, "q1a", "1d-1", 2.5934)
+    assert report.choices("q1a", "1d-1", runs_dir) == [f"run:{good}", f"run:{newest}"]   # best, not newest
+    if checkpoints.find(name="q2a-shapes"):
+        rid = _fake_finished(runs_dir, "q2a", "shapes", 0.05)
+        assert report.choices("q2a", "shapes", runs_dir) == [f"run:{rid}", "pretrained:q2a-shapes"]
+        assert report.choices("q2a", "shapes", runs_dir, "pretrained") == ["pretrained:q2a-shapes", f"run:{rid}"]
+        assert report.choices("q2a", "shapes", runs_dir, "runs-only") == [f"run:{rid}"]
+
+
+def test_report_page_switches_every_item_to_the_shipped_checkpoint_when_asked(runs_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_compare import _fake_finished
+
+    if not checkpoints.find(name="q2a-shapes"):
+        pytest.skip("no q2a-shapes shipped")
+    rid = _fake_finished(runs_dir, "q2a", "shapes", 0.05)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/report.py").run()
+    assert at.selectbox(key="report:src:runs:q2a:shapes").value == f"run:{rid}"
+    at.radio(key="report:prefer").set_value("pretrained").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="report:src:pretrained:q2a:shapes").value == "pretrained:q2a-shapes"
+
+
+def test_the_pdfs_first_page_sets_each_number_beside_its_reference_and_says_how_to_make_what_is_missing():
+    from core.questions import get
+
+    done = report.Item("q1a", "1d-1", "run:abc", 2.5506, "nats/dim",
+                       missing={"q1_a_dset1_learned_dist.png": "the run has no learned distribution"})
+    rows = report.first_page_rows([done, report.Item("q2a", "mnist")])
+    ref = get("q1a").reference.get("1d-1")
+    assert rows[0].startswith("q1a · dataset 1 (1d-1): 2.5506 nats/dim") and rows[0].endswith("from run:abc")
+    assert ref is None or f"course's reference {ref}" in rows[0]
+    assert "missing q1_a_dset1_learned_dist.png" in rows[1] and "python -m core run q1a --dataset 1" in rows[1]
+    assert rows[2].startswith("q2a · dataset 2 (mnist): MISSING") and "students" in rows[2]
+    assert rows[2].endswith("No finished run and no shipped checkpoint; make it: "
+                            "python -m core run q2a --dataset 2 --preset quick")
+    assert not any("FILL IN" in r for r in rows)

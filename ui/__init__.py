@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from core import compare, viz
+from core import compare, eta, viz
 from core.engine import InvalidSpec, RunSpec, RunStore, default_root, stream
 from core.engine.stream import EventView
 
@@ -154,6 +154,24 @@ def device() -> str:
     return pick_device()
 
 
+KEPT = 8   # drawn results kept per panel and session (the last KEPT settings)
+
+
+def keep(panel: str, setting: tuple, value) -> None:
+    """Keep what a button drew with these settings for this session, so it stays on the page through unrelated
+    clicks, and comes back when the settings are moved back (the last KEPT settings of each panel)."""
+    d = st.session_state.setdefault(f"_kept:{panel}", {})
+    d.pop(setting, None)
+    d[setting] = value
+    while len(d) > KEPT:
+        d.pop(next(iter(d)))
+
+
+def kept(panel: str, setting: tuple):
+    """What keep() holds for these settings, or None."""
+    return st.session_state.get(f"_kept:{panel}", {}).get(setting)
+
+
 # --------------------------------------------------------------------------------------------- the form and Train
 def _widget(f, value, key):
     label = f.title
@@ -214,6 +232,26 @@ def _from_link(f, raw: str):
     return f.parse(raw)
 
 
+def quick_time(question: str, dataset: str | None = None, short: bool = False) -> str:
+    """What a quick run of this question takes, measured (core.eta.QUICK_SECONDS), and (unless short) that a busy
+    machine is slower and that a running run estimates its own time left from its first epoch."""
+    measured = eta.quick_time(question, dataset)
+    if short:
+        return measured or "a few minutes"
+    return (f"{measured}, {eta.BUSY}" if measured else "not measured here yet") + \
+        "; a running run says its time left after its first epoch"
+
+
+def _opened_with(prefix: str) -> list[str]:
+    """The link settings (names after `prefix`) this page was opened with: read at the first render of the prefix in
+    this session only, so the settings a page writes into its own URL are never taken for a link."""
+    seen = st.session_state.setdefault("_link_read", [])
+    if prefix in seen:
+        return []
+    seen.append(prefix)
+    return [n for n in st.query_params if n.startswith(prefix)]
+
+
 def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra_spec: dict | None = None) -> str | None:
     """Preset picker + one widget per field (bounds in the help) + seed + Train, restored from the page's link and
     written back to it (see "links" above).
@@ -230,13 +268,13 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
             preset_index = presets.index(link_preset)
         else:
             _link_warn("preset", f"must be one of {', '.join(presets)}")
-    restored = [n for n in st.query_params if n.startswith(p)]
-    if restored and not st.session_state.get(f"{key}:link-note"):
-        st.session_state[f"{key}:link-note"] = True
+    restored = _opened_with(p)
+    if restored:
         st.info(f"Settings restored from the link ({', '.join(n[len(p):] for n in restored)}).", icon="🔗")
     preset = st.radio("Preset", presets, index=preset_index, horizontal=True,
                       key=f"{key}:preset", help="homework = the notebook's settings (meant for a GPU); "
-                                                 "quick = sized to learn visibly on a laptop CPU in minutes")
+                                                 "quick = sized to learn visibly on a laptop CPU in minutes: "
+                                                 + quick_time(q.key, dataset))
     values, slots = {}, {}
     cols = st.columns(columns)
     base = q.preset(preset)
@@ -338,7 +376,7 @@ def dataset_radio(titles: dict, key: str) -> str:
         if asked in titles:
             index = options.index(asked)
         else:
-            _link_warn(f"data set {asked!r}", f"this page has {', '.join(options)}")
+            _link_warn("data set", f"this page has {', '.join(options)}")
     dataset = st.radio("Data set", options, index=index, horizontal=True, format_func=titles.get, key=key)
     _set_link("dataset", dataset)
     return dataset
@@ -673,7 +711,9 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         if state in ("queued", "running"):
             if view.epochs and view.steps_per_epoch:
                 done = view.steps_done / (view.epochs * view.steps_per_epoch)
-                st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}")
+                left = eta.text(eta.time_left(view.timing, time.time())) if state == "running" else ""
+                st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}"
+                                                 + (f" · {left} (from the epochs so far)" if left else ""))
             elif "progress" in view.latest:
                 p = view.latest["progress"]
                 st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))

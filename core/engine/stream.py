@@ -42,6 +42,7 @@ class EventView:
         self.artifacts: list = []
         self.logs: list = []
         self.latest: dict = {}        # the last event of every type
+        self.timing: list = []        # its "start", "test" and "epoch" events (what core.eta reads)
         self._other: dict = {}
 
     # -- reading ----------------------------------------------------------------------------------------------------
@@ -84,6 +85,10 @@ class EventView:
             self.t0 = ev["t"]
         since = (ev.get("t") or self.t0 or 0.0) - (self.t0 or 0.0)
         self.latest[t] = ev
+        if t in ("start", "test", "epoch"):
+            self.timing.append(ev)
+            if len(self.timing) >= 2 * PER_TYPE:
+                self.timing = self.timing[:1] + self.timing[-PER_TYPE:]
         if t == "train":
             self.train.append(ev.get("loss", float("nan")))
             step = ev.get("step", len(self.train_step) + 1)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import data, memory
-from ..context import RunContext
+from ..context import RunContext, epoch_name
 from ..models.pixelcnn import PixelCNN, loss, mask_array, receptive_field, sample  # noqa: F401 (mask_array: pages)
 from ..train import TrainConfig, fit, stop_check, subset_indices
 from .base import Data, Field, InvalidHyperparameters, Question, Trained
@@ -169,7 +169,7 @@ class PixelCNNQ(Question):
             if ctx.keeps:
                 imgs = draw(m, N_PREVIEW, shape, seed=seed + epoch,
                             on_row=stop_check(ctx, f"drawing the epoch {epoch} previews"))
-                ctx.save_images(f"preview_e{epoch:03d}", imgs, ncols=5, levels=self.n_values, epoch=epoch)
+                ctx.save_images(epoch_name("preview", epoch), imgs, ncols=5, levels=self.n_values, epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], seed=seed, device=device)
         res = fit(model, loss, torch.as_tensor(train[idx]), torch.as_tensor(test), cfg, ctx, on_epoch_end)

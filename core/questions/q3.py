@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .. import data, memory, sources
-from ..context import RunContext
+from ..context import RunContext, epoch_name
 from ..models import evaluating
 from ..models.transformer import Transformer, forbid, sample
 from ..train import RunCancelled, TrainConfig, fit, stop_check, subset
@@ -270,7 +270,7 @@ class IGPT(Question):
             if k and ctx.keeps:
                 imgs = generate(m, config, k, seed=seed + epoch,
                                 step_callback=stop_check(ctx, f"drawing the epoch {epoch} previews"))
-                ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=math.ceil(math.sqrt(k)), levels=levels,
+                ctx.save_images(epoch_name("samples", epoch), imgs, ncols=math.ceil(math.sqrt(k)), levels=levels,
                                 epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import memory, sources
-from ..context import RunContext
+from ..context import RunContext, epoch_name
 from ..models.transformer import Transformer, forbid, sample
 from ..models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
 from ..train import TrainConfig, fit, stop_check, subset
@@ -271,7 +271,7 @@ class TokenizerQ(Question):
                 m.eval()
                 with torch.no_grad():
                     rec = to_images(m(preview)[0].cpu())
-                ctx.save_images(f"recon_epoch{epoch}", pairs(preview, rec), ncols=10, levels=4, epoch=epoch)
+                ctx.save_images(epoch_name("recon", epoch), pairs(preview, rec), ncols=10, levels=4, epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], schedule="cosine",
                           seed=seed, device=device)
@@ -457,7 +457,7 @@ class TokenTransformerQ(Question):
             if n and ctx.keeps:
                 imgs, _ = sample_images(m, vqvae, n, seed + epoch, hp["temperature"],
                                         stop_check(ctx, f"drawing the epoch {epoch} previews"))
-                ctx.save_images(f"samples_epoch{epoch}", imgs, ncols=10, levels=4, epoch=epoch)
+                ctx.save_images(epoch_name("samples", epoch), imgs, ncols=10, levels=4, epoch=epoch)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
                           warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)

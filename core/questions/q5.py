@@ -27,7 +27,7 @@ import math
 import torch
 
 from .. import memory
-from ..context import RunContext
+from ..context import RunContext, epoch_name
 from ..models.transformer import Transformer, forbid, lm_loss, sample
 from ..text import CharTokenizer, poem_windows
 from ..train import TrainConfig, fit, stop_check, subset
@@ -196,7 +196,7 @@ class PoetryQ(Question):
             if k and ctx.keeps:
                 texts, _ = generate(m, tok, k, FINAL_LEN, temperature=hp["temperature"], seed=seed + epoch,
                                     on_step=stop_check(ctx, f"writing the epoch {epoch} samples"))
-                ctx.emit("artifact", kind="text", name=f"samples_epoch{epoch}", epoch=epoch, texts=texts)
+                ctx.emit("artifact", kind="text", name=epoch_name("samples", epoch), epoch=epoch, texts=texts)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
                           warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)

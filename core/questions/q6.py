@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .. import sources
-from ..context import RunContext
+from ..context import RunContext, epoch_name
 from ..data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS, TABLE
 from ..models.transformer import Transformer, sample
 from ..train import TrainConfig, fit, stop_check, subset_indices
@@ -232,6 +232,18 @@ def codes_for(model, vocab: Vocab, captions, seed: int = 0, temperature: float =
     ids = [vocab.encode(c) for c in captions]
     seqs = _complete(model, vocab, vocab.eoi, np.reshape(ids, (-1, WORDS)), vocab.eot, seed, temperature, step_callback)
     return seqs[:, -TOKENS:].numpy().reshape(-1, 7, 7)
+
+
+def readable(vocab: Vocab, captions) -> tuple[list[str], list[tuple[str, str]]]:
+    """Captions the model can read, and (caption, why not) for each one it cannot: each line stands alone."""
+    ok, bad = [], []
+    for c in captions:
+        try:
+            vocab.encode(c)
+            ok.append(c)
+        except UnknownWords as e:
+            bad.append((c, str(e)))
+    return ok, bad
 
 
 def unconditional(model, vocab: Vocab, n: int, seed: int = 0, temperature: float = 1.0, step_callback=None):
@@ -475,9 +487,9 @@ class MultimodalQ(Question):
             if n_prev and ctx.keeps:
                 check = stop_check(ctx, f"drawing the epoch {epoch} previews")
                 said = captions_for(m, vocab, prev_codes, seed + epoch, hp["temperature"], check)
-                ctx.save_images(f"captions_epoch{epoch}", prev_imgs, ncols=3, levels=4, epoch=epoch, captions=said)
+                ctx.save_images(epoch_name("captions", epoch), prev_imgs, ncols=3, levels=4, epoch=epoch, captions=said)
                 drawn, _ = panel(codes_for(m, vocab, prev_caps, seed + epoch, hp["temperature"], check), prev_caps, tok)
-                ctx.save_images(f"images_epoch{epoch}", drawn, ncols=3, levels=4, epoch=epoch, captions=prev_caps)
+                ctx.save_images(epoch_name("images", epoch), drawn, ncols=3, levels=4, epoch=epoch, captions=prev_caps)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
                           warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)
