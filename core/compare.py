@@ -112,6 +112,24 @@ def frame_prefixes(artifacts: list) -> list[str]:
     return found
 
 
+def guide(question: str, dataset: str, unit: str) -> dict:
+    """What a live curve of this question and data set is held against, in `unit` (nothing in another unit):
+    {"reference": the course's number or None, "shipped": [[epoch, test loss], ...] of the shipped model's training
+    where its manifest entry kept it (core.pretrain's "history"), else [], "shipped_name": its name}."""
+    from . import checkpoints
+    from .questions import get
+
+    try:
+        q = get(question)
+    except KeyError:
+        return {"reference": None, "shipped": [], "shipped_name": ""}
+    same = unit == q.unit
+    entry = next((e for e in checkpoints.find(question=question, dataset=dataset)
+                  if (e.get("history") or {}).get("test") and e.get("unit", q.unit) == unit), None)
+    return {"reference": q.reference.get(dataset) if same else None,
+            "shipped": (entry["history"]["test"] if entry else []), "shipped_name": entry["name"] if entry else ""}
+
+
 def curve_csv(s: Series) -> str:
     """The curve as CSV: one row per train point (a minibatch, or the mean of the minibatches up to `step`) and per
     test evaluation (kind=test)."""

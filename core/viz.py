@@ -41,12 +41,15 @@ def downsample(xs, ys, max_points: int = 2000):
 
 def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, title: str = "",
                unit: str = "nats/dim", max_points: int = 2000, name_prefix: str = "",
-               colors=(TRAIN_COLOR, TEST_COLOR), fig=None, train_x=None):
+               colors=(TRAIN_COLOR, TEST_COLOR), fig=None, train_x=None, reference: float | None = None,
+               shipped=None, shipped_name: str = "shipped model"):
     """Train loss of every minibatch and test loss per epoch, both on an epoch axis.
 
     train_losses: per-minibatch losses; test_losses: epochs+1 values (before training, after each epoch).
     steps_per_epoch: minibatches per epoch; inferred from the two lengths when not given.
     train_x: each train loss's epoch (fractional), where the points are not one per minibatch (thinned events).
+    reference: the course's number, drawn as a dashed line labelled with it and the unit.
+    shipped: [[epoch, test loss], ...] of the shipped model's own training, drawn as a faint dotted trace.
     """
     go = _go()
     train_losses = np.asarray(train_losses, dtype=float)
@@ -63,6 +66,13 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
     if len(test_losses):
         fig.add_trace(go.Scatter(x=np.arange(len(test_losses)), y=test_losses, mode="lines+markers",
                                  name=f"{name_prefix}test", line=dict(color=colors[1], width=2.5)))
+    if shipped:
+        fig.add_trace(go.Scatter(x=[p[0] for p in shipped], y=[p[1] for p in shipped], mode="lines+markers",
+                                 name=f"{shipped_name} (test, as it trained)", opacity=0.45,
+                                 line=dict(color="#868e96", width=1.5, dash="dot"), marker=dict(size=4)))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dash", line_color="#495057", line_width=1.2,
+                      annotation_text=f"course: {reference:.4g} {unit}", annotation_position="top left")
     fig.update_layout(title=title or None, xaxis_title="epoch", yaxis_title=f"loss ({unit})",
                       height=360, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))

@@ -290,3 +290,44 @@ def test_preset_times_come_from_the_measured_table():
     assert eta_q2 == f"about {round(eta.QUICK_SECONDS[('q2a', 'shapes')] / 60)} min on 2 idle CPU cores"
     assert eta.quick_time("q6", "mnist-v2") == eta.quick_time("q6")          # any data set
     assert eta.quick_time("q5") is None                                      # not measured: no number made up
+
+
+def test_a_live_curve_is_held_against_the_course_and_the_shipped_models_training():
+    """The course's number as a dashed line with its unit, the shipped model's per-epoch test losses (kept in its
+    manifest entry) as a faint trace; nothing in another unit."""
+    from core import compare, viz
+
+    g = compare.guide("q4b", "mnist-v2", "nats/token")
+    assert g["shipped_name"] == "q4b-mnist-v2" and g["shipped"][0][0] == 0 and len(g["shipped"]) == 9
+    assert compare.guide("q1a", "1d-1", "nats/dim")["reference"] == 2.562
+    assert compare.guide("q1a", "1d-1", "bits/dim") == {"reference": None, "shipped": [], "shipped_name": ""}
+    fig = viz.loss_curve([3.0, 2.8], [3.0, 2.7], 2, unit="nats/dim", reference=2.562, shipped=[[0, 3.1], [1, 2.6]],
+                         shipped_name="q1a-x")
+    assert [s.line.dash for s in fig.layout.shapes] == ["dash"] and fig.layout.shapes[0].y0 == 2.562
+    assert "course: 2.562 nats/dim" in [a.text for a in fig.layout.annotations]
+    assert "q1a-x (test, as it trained)" in [t.name for t in fig.data]
+    assert not viz.loss_curve([3.0], [3.0], 1).layout.shapes   # without them: no line
+
+
+def test_the_run_monitors_chart_holds_the_course_line(runs_dir):
+    import json as _json
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.engine import Policy, RunSpec
+    from core.lab import store as make_store
+    from ui.people import Me
+
+    store = make_store(runs_dir, policy=Policy(slots=1))
+    rid = store.submit(RunSpec("q1a", "1d-1", {"epochs": 1}, owner="b:ann", owner_name="ann"), start=False)
+    store.set_status(rid, state="done", result={"test_loss": 2.6, "unit": "nats/dim", "probs": [0.05] * 20})
+    (runs_dir / rid / "events.jsonl").write_text("".join(_json.dumps(e) + "\n" for e in (
+        {"type": "start", "steps_per_epoch": 2, "epochs": 1, "t": 1.0}, {"type": "test", "epoch": 0, "loss": 3.0},
+        {"type": "train", "step": 2, "epoch": 1.0, "loss": 2.8}, {"type": "test", "epoch": 1, "loss": 2.6})))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at.session_state["me"] = Me("b:ann", "ann")
+    at.run()
+    at.switch_page("pages/q1_1d.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("course: 2.562 nats\\u002fdim" in s for s in specs), specs[:1]

@@ -363,9 +363,13 @@ def read_run(run_id: str) -> RunView:
 LIVE_POINTS = 400  # a live curve averages the minibatch losses into at most this many points (cheap to redraw)
 
 
-def curve(view: RunView, unit: str = "nats/dim", title: str = ""):
+def curve(view: RunView, unit: str = "nats/dim", title: str = "", against: dict | None = None):
+    """The live curve; `against` (core.compare.guide): the course's number as a dashed line and the shipped model's
+    own test curve as a faint trace, where they exist in this unit."""
+    g = against or {}
     return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit,
-                          max_points=LIVE_POINTS, train_x=view.train_epoch)
+                          max_points=LIVE_POINTS, train_x=view.train_epoch, reference=g.get("reference"),
+                          shipped=g.get("shipped"), shipped_name=g.get("shipped_name") or "shipped model")
 
 
 def dataset_radio(titles: dict, key: str) -> str:
@@ -730,7 +734,12 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         view = read_run(run_id)
         if show_curve and (view.train or view.test):
             # a stable key: each redraw updates the one chart in place instead of mounting a new one
-            st.plotly_chart(curve(view, unit), key=f"curve:{key}:{run_id}")
+            try:
+                spec = store().spec(run_id)
+                against = compare.guide(spec.question, spec.dataset, unit)
+            except KeyError:
+                against = None
+            st.plotly_chart(curve(view, unit, against=against), key=f"curve:{key}:{run_id}")
             if view.test:
                 bits = f" ({view.test[-1] / 0.6931471805599453:.4f} bits)" if unit.startswith("nats") else ""
                 st.caption(f"test loss: {view.test[-1]:.4f} {unit}{bits} after epoch {len(view.test) - 1}")
