@@ -136,7 +136,8 @@ def test_a_shared_link_opens_with_the_same_settings_in_a_fresh_browser(server):
 
 def test_runs_are_their_owners_after_a_reload_and_not_others(server):
     """Ann gives her name and trains; after a reload she sees her run (the name is kept in her browser); Bob, in
-    another browser, does not see it on the Q1 page and, opening it by link, can neither cancel nor delete it."""
+    another browser, does not see it on the Q1 page, cannot open it by its bare link ("not yours to open"), and
+    through the link Ann shares (Share this run) sees it but can neither cancel nor delete it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -160,8 +161,15 @@ def test_runs_are_their_owners_after_a_reload_and_not_others(server):
         bob.get_by_text("No run yet").first.wait_for(timeout=60_000)
         bob_sees = bob.get_by_text(run_id).count()
         bob.goto(server + f"/runs?run={run_id}", wait_until="networkidle")
+        bob.get_by_text("not yours to open").first.wait_for(timeout=60_000)
+        bob_opens_bare = bob.get_by_text("Ann's run").count()
+        ann.goto(server + f"/runs?run={run_id}", wait_until="networkidle")
+        ann.get_by_role("button", name="Share this run").click(timeout=60_000)
+        link = ann.get_by_text(re.compile(r"runs\?run=.*&share=")).first
+        link.wait_for(timeout=60_000)
+        bob.goto(server + "/" + link.inner_text().strip(), wait_until="networkidle")
         bob.get_by_text("Ann's run").first.wait_for(timeout=60_000)
         delete_enabled = bob.get_by_role("button", name="Delete run").is_enabled()
         cancels = bob.get_by_role("button", name="Cancel").count()
         browser.close()
-    assert bob_sees == 0 and not delete_enabled and cancels == 0
+    assert bob_sees == 0 and bob_opens_bare == 0 and not delete_enabled and cancels == 0

@@ -281,7 +281,6 @@ def test_page_draws_captions_for_images_and_refuses_unknown_words(runs_dir):
     _shipped_or_skip()
     at = _page(runs_dir)
     assert any("Q6" in t.value for t in at.title)
-    assert at.text_area(key="q6:captions").max_chars == 1000          # what a learner types is bounded
     assert any(m.label == "caption words true of the image" for m in at.metric)   # the shipped model's agreement
     from core import checkpoints
 
@@ -301,6 +300,7 @@ def test_page_draws_captions_for_images_and_refuses_unknown_words(runs_dir):
     at.slider(key="q6:temp").set_value(1.0).run()                              # back: the captions are still there
     assert len(captioned()) == 9
     at.segmented_control(key="q6:use").set_value("📝→🖼️ images for captions").run()
+    assert at.text_area(key="q6:captions").max_chars == 1000          # what a learner types is bounded
     at.text_area(key="q6:captions").set_value("light green five on dark magenta\nlight green cat on dark magenta\n"
                                               "green five on dark magenta")
     next(b for b in at.button if b.label == "Draw images").click()
