@@ -14,6 +14,25 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ray: runs on a real local Ray head (select with -m ray)")
 
 
+def open_page(page, who=None, query=None, instructor=False):
+    """The app (AppTest) on `page` as learner `who` (a browser token "b:<who>"; None: a new guest), with `query` in
+    its link; fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui.people import Me
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if who:
+        at.session_state["me"] = Me(f"b:{who}", who, instructor)
+    at.run()
+    at.switch_page(page)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     """A private runs/ folder, so tests never touch the user's runs."""

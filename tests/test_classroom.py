@@ -16,6 +16,7 @@ import pytest
 from core.engine import Policy, QueueFull, RunSpec
 from core.engine import worker as worker_mod
 from core.lab import store as make_store
+from tests.conftest import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 Q1 = {"epochs": 1}
@@ -276,21 +277,7 @@ def test_budget_stops_a_real_run_keeping_what_it_learned(runs_dir):
 
 
 # ------------------------------------------------------------------------------------------- pages (AppTest)
-def _page(page, who=None, query=None):
-    from streamlit.testing.v1 import AppTest
-
-    from ui.people import Me
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if who:
-        at.session_state["me"] = Me(f"b:{who}", who)
-    at.run()
-    at.switch_page(page)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_page = open_page   # tests/conftest.py
 
 
 def test_only_the_owner_may_cancel_or_delete(runs_dir):

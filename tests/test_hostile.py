@@ -15,6 +15,7 @@ import pytest
 from core.engine import InvalidSpec, Policy, QueueFull, RunSpec, stream
 from core.engine.launcher import WORKER_SETTINGS, LocalProcessLauncher, worker_env
 from core.lab import store as make_store
+from tests.conftest import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,21 +43,7 @@ def fake_store(root, **policy):
                       policy=Policy(**{"slots": 1, "owner_running": 2, "owner_queued": 3, "queue_max": 200, **policy}))
 
 
-def _page(page, who=None, query=None, instructor=False):
-    from streamlit.testing.v1 import AppTest
-
-    from ui.people import Me
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if who:
-        at.session_state["me"] = Me(f"b:{who}", who, instructor)
-    at.run()
-    at.switch_page(page)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_page = open_page   # tests/conftest.py
 
 
 def _texts(at) -> str:
