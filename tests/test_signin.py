@@ -126,6 +126,7 @@ def test_sign_in_train_as_the_account_instructor_by_verified_email_and_sign_out(
         ann.get_by_role("button", name="Sign out").click()
         ann.get_by_role("button", name="End session").click(timeout=30_000)   # the provider's sign-out
         ann.get_by_text("asks everyone to sign in").wait_for(timeout=60_000)
+        ann.get_by_role("button", name="Sign in").wait_for(timeout=30_000)    # drawn just after the text
         signed_out = ann.get_by_role("button", name="Sign in").count()
         ann.goto(app_url + "/q1_1d", wait_until="networkidle")                # and stays signed out
         ann.get_by_text("asks everyone to sign in").wait_for(timeout=60_000)
