@@ -61,6 +61,15 @@ def parse(source: str) -> tuple[str, str]:
     return kind, name
 
 
+def run_id_of(value) -> str | None:
+    """The run a model field names ("run:ID" or a bare run id), None for anything else (a shipped model, "")."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    rid = value[4:] if value.startswith("run:") else value
+    return rid if is_run_id(rid) else None
+
+
 def _shown(text: str) -> str:
     """A learner's text quoted in a message: short, on one line."""
     text = " ".join(str(text).split())

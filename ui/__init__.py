@@ -127,6 +127,7 @@ def submit(spec: RunSpec) -> str:
     import dataclasses
 
     from core.questions import get
+    from core.sources import run_id_of
 
     who = me()
     if not who.owner:
@@ -138,10 +139,9 @@ def submit(spec: RunSpec) -> str:
         named = []
     errors = {}
     for name, value in named + [("init", spec.init)]:
-        if isinstance(value, str) and value.strip() not in ("", "pretrained"):
-            rid = value.split(":", 1)[1] if value.startswith("run:") else value
-            if not value.startswith("pretrained:") and store().dir_exists(rid) and not may_view(rid):
-                errors[name] = "that run is not yours to use (pick your own run or a shipped model)"
+        rid = run_id_of(value)
+        if rid and store().dir_exists(rid) and not may_view(rid):
+            errors[name] = "that run is not yours to use (pick your own run or a shipped model)"
     if errors:
         raise InvalidSpec(errors)
     return store().submit(spec)
@@ -637,8 +637,6 @@ def sidebar():
                         st.rerun()
                     except ValueError as e:
                         said = f"{str(e)[:1].upper()}{str(e)[1:]}."
-            import os
-
             if os.environ.get("ARLAB_INSTRUCTOR_KEY") and not who.instructor:
                 st.text_input("Instructor key", type="password", key="me:key", on_change=_try_instructor_key)
         said = said or st.session_state.pop("me:key-said", "")
@@ -685,6 +683,11 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         st.info("That run was deleted.")
         return
     active = status.get("state") in ("queued", "running")
+    try:   # what the curve is held against: read once here, not on every redraw below
+        spec0 = store().spec(run_id)
+        against = compare.guide(spec0.question, spec0.dataset, unit)
+    except KeyError:
+        against = None
 
     @st.fragment(run_every=STATUS_EVERY if active else None)
     def _status():
@@ -734,11 +737,6 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         view = read_run(run_id)
         if show_curve and (view.train or view.test):
             # a stable key: each redraw updates the one chart in place instead of mounting a new one
-            try:
-                spec = store().spec(run_id)
-                against = compare.guide(spec.question, spec.dataset, unit)
-            except KeyError:
-                against = None
             st.plotly_chart(curve(view, unit, against=against), key=f"curve:{key}:{run_id}")
             if view.test:
                 bits = f" ({view.test[-1] / 0.6931471805599453:.4f} bits)" if unit.startswith("nats") else ""

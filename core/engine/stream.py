@@ -159,8 +159,3 @@ def shared(store, run_id: str) -> EventView:
             _views.popitem(last=False)
     return view.refresh()
 
-
-def forget(store, run_id: str) -> None:
-    """Drop a run's view (it was deleted)."""
-    with _views_lock:
-        _views.pop((str(store.root), run_id), None)
