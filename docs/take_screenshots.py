@@ -1,41 +1,36 @@
-"""Screenshots of every page of the app in headless Chromium:  python docs/take_screenshots.py OUT_DIR [--train [Q]]
+"""Screenshots of every page of the app in headless Chromium:  python -m docs.take_screenshots OUT_DIR [--train [Q]]
 
-Starts the app as the README does (`bash lab.sh app`, a free localhost port, a private runs folder), opens every
-page in the navigation and saves OUT_DIR/<page>.png (full page). With --train Q (default q2a) it first starts a
-quick run of question Q on its first data set and shoots Q's page while it trains (what a learner sees while
-waiting); SHOT_WAIT (seconds, default 25) is how long it lets the run go first. Stops the app at the end.
+Starts the app as the README does (bench.server.App: `bash lab.sh app`, a free localhost port, a private runs
+folder), opens every page in the navigation and saves OUT_DIR/<page>.png (full page). With --train Q (default q2a)
+it first starts a quick run of question Q on its first data set and shoots Q's page while it trains (what a learner
+sees while waiting); SHOT_WAIT (seconds, default 25) is how long it lets the run go first. Stops the app at the end.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from bench.server import CHROMIUM, App
+
 PAGES = ["", "data_sets", "runs", "report", "q1_1d", "q2_pixelcnn", "q3_transformer", "q4_vq", "q5_poetry",
          "q6_multimodal"]
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--train", nargs="?", const="q2a", default=None, metavar="Q",
                     help="shoot question Q's page (default q2a) while a quick run of it trains")
     ap.add_argument("--pages", default=",".join(PAGES), help="comma-separated url paths ('' = home)")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="arlab-shots-"))
     runs = tmp / "runs"
-    from app_overhead import App   # starts `bash lab.sh app` on a free port and waits for it (bench/)
-
     app = App(runs, tmp / "server.log")
     url = app.url
     training_page = None

@@ -1,16 +1,16 @@
 """A class of N learners on one server:
-    python bench/classroom.py [--clients browser|script] [--learners 30] [--doubles 5] [--arrive 5] [--minutes 12]
-                              [--hostile 0|1|2] [--run-budget 300]
+    python -m bench.system.classroom [--clients browser|script] [--learners 30] [--doubles 5] [--arrive 5]
+                                     [--minutes 12] [--hostile 0|1|2] [--run-budget 300]
 
-Starts the real app as the README does (`bash lab.sh app`, a free localhost port, a private runs folder), then N
-simulated learners arriving within --arrive seconds, each a separate headless Chromium context (its own cookies: its
-own identity) with one tab: open the Q1 page, give a name, pick the Histogram's quick preset, press Train (the first
---doubles press it twice), go to Home. Then, until their runs have ended or the time is up, each comes back to the
-Q1 page every ~--every seconds (a click in the navigation), notes the run's state and, while it waits, that its
-place in the queue shows, and goes back to Home; at the end, one reload (a new session that must find the learner's
-own run through the browser's cookie). --clients script runs the same learners as Streamlit script sessions
-(AppTest) in threads of this process, beside the real server: the server's side of each page without a browser
-drawing it (on a 2-core machine thirty Chromium tabs take the CPU the server would answer with).
+Starts the real app as the README does (bench.server.App: `bash lab.sh app`, a free localhost port, a private runs
+folder), then N simulated learners arriving within --arrive seconds, each a separate headless Chromium context (its
+own cookies: its own identity) with one tab: open the Q1 page, give a name, pick the Histogram's quick preset, press
+Train (the first --doubles press it twice), go to Home. Then, until their runs have ended or the time is up, each
+comes back to the Q1 page every ~--every seconds (a click in the navigation), notes the run's state and, while it
+waits, that its place in the queue shows, and goes back to Home; at the end, one reload (a new session that must
+find the learner's own run through the browser's cookie). --clients script runs the same learners as Streamlit
+script sessions (AppTest) in threads of this process, beside the real server: the server's side of each page without
+a browser drawing it (on a 2-core machine thirty Chromium tabs take the CPU the server would answer with).
 
 Page time: from asking for a page (or pressing a button) to the answer being on screen. p95_page_s and max_page_s are
 over the pages asked for while the queue drains (every page after a learner's arrival: coming back, reloads); the
@@ -56,10 +56,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from app_overhead import CHROMIUM, App  # noqa: E402
+from bench.server import CHROMIUM, CHROMIUM_ARGS, ROOT, App
 
 SHOTS = os.environ.get("ARLAB_SHOTS")   # a folder: screenshots of pages that did not answer
 RUN_RE = re.compile(r"\d{8}-\d{6}-q1a-[0-9a-f]{6}")
@@ -472,8 +469,7 @@ async def classroom(url: str, runs_dir: Path, n: int, doubles: int, minutes: flo
     learners = [Learner(i, url, 2 if i < doubles else 1) for i in range(n)]
     t_end = time.time() + minutes * 60
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM,
-                                          args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         warm = await browser.new_page()   # the instructor opens the page first: the server imports torch & co once
         await warm.goto(url + "/q1_1d", wait_until="domcontentloaded", timeout=240_000)
         await warm.get_by_role("button", name="Train Histogram").wait_for(timeout=240_000)
@@ -601,7 +597,7 @@ def summary(learners: list[Learner], runs_dir: Path, n: int) -> dict:
             "median_by_kind_s": {k: round(sorted(v)[len(v) // 2], 2) for k, v in by_kind.items()}, **extra}
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--learners", type=int, default=30)
     ap.add_argument("--doubles", type=int, default=5, help="learners who press Train twice")
@@ -618,7 +614,7 @@ def main():
                     help="hostile learners among the N (script mode): 1 = the racer, 2 = the racer and the long runner")
     ap.add_argument("--run-budget", type=float, default=300.0,
                     help="with --hostile: the server's ARLAB_RUN_BUDGET_S for the class (seconds)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.hostile and args.clients != "script":
         sys.exit("--hostile needs --clients script")
     if args.hostile:   # the instructor's settings for this class (see the module's docstring)

@@ -1,7 +1,7 @@
 """How long the learner waits for each new interaction, with the shipped checkpoints (Streamlit AppTest, the
 whole page script rerun per interaction, as the server does it).
 
-    .venv/bin/python bench/interactions.py [--repeats 3]
+    .venv/bin/python -m bench.system.interactions [--repeats 3]
 
 Interactions: the Runs page comparing two runs (smoothing moved), scrubbing one run's epochs, a Q2 link restored,
 and one step of the next-token views on Q3 (shapes), Q5 and Q6 (a draw). Prints the median seconds of each and
@@ -13,13 +13,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def page(path, query=None):
@@ -50,10 +48,10 @@ def button(label):
     return lambda at, i: next(b for b in at.button if b.label == label).click()
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     runs = Path(tempfile.mkdtemp(prefix="arlab-bench-")) / "runs"
     os.environ["ARLAB_RUNS_DIR"] = str(runs)
     from core.engine import worker

@@ -1,32 +1,29 @@
 """The Q3c race exactly as the page runs it (core.questions.q3.race), on a shipped checkpoint, timed in one run.
 
-  python bench/race.py [--model q3b-mnist-colored] [--n 100] [--seed 0] [--device cpu|cuda]
+  python -m bench.system.race [--model q3b-mnist-colored] [--n 100] [--seed 0] [--device cpu|cuda]
 
 Prints both samplers' totals, their first/last step times, the speed-up and how many of the n samples are
-identical. On a CPU the uncached half takes ~10+ minutes for 100 coloured-MNIST images; bench_kvcache.py
+identical. On a CPU the uncached half takes ~10+ minutes for 100 coloured-MNIST images; bench.kernels.kvcache
 estimates it faster from timed step lengths.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from core.questions.q3 import full_float32, race  # noqa: E402
-from core.sources import load as load_model  # noqa: E402
+from core.questions.q3 import full_float32, race
+from core.sources import load as load_model
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="q3b-mnist-colored", help="a checkpoint name in pretrained/")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     model, config = load_model(f"pretrained:{a.model}", a.device)
     where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}; model {a.model}, {a.n} samples, seed {a.seed}")

@@ -1,6 +1,6 @@
 """Q4 training speed through the question code (core.questions.q4), to size the pretraining runs.
 
-    python bench/bench_q4.py [--device cuda] [--concurrent 8]
+    python -m bench.kernels.q4 [--device cuda] [--concurrent 8]
 Synthetic data of the real shapes (speed does not depend on the pixels): q4a (full and small tokenizer, batch
 128 and 256) and q4b (homework transformer, batch 128) seconds per training step, measured on each question's
 second epoch; tokenizing images with the full tokenizer; then, with --concurrent N, N worker processes at once
@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig  # noqa: E402
-from core.questions.base import Data, RunContext  # noqa: E402
-from core.questions.q4 import TOKEN_TRANSFORMER, TOKENIZER  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig
+from core.questions.base import Data, RunContext
+from core.questions.q4 import TOKEN_TRANSFORMER, TOKENIZER
 
 
 class Recorder(RunContext):
@@ -61,13 +60,13 @@ def job_q4b(device, batch=128, steps=150, tok=None):
     return step_seconds(rec)
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--concurrent", type=int, default=0)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--worker", choices=["q4a", "q4b"])
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if args.worker:  # one job of the concurrent test
@@ -96,8 +95,8 @@ def main():
     if args.concurrent:
         jobs = ["q4a" if i % 2 == 0 else "q4b" for i in range(args.concurrent)]
         t = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", j, "--device", dev, "--steps",
-                                   str(args.steps)], stdout=subprocess.PIPE, text=True) for j in jobs]
+        procs = [subprocess.Popen([sys.executable, "-m", "bench.kernels.q4", "--worker", j, "--device", dev, "--steps",
+                                   str(args.steps)], cwd=ROOT, stdout=subprocess.PIPE, text=True) for j in jobs]
         outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
         print(f"{args.concurrent} processes at once ({time.perf_counter() - t:.0f} s wall):")
         for o in outs:

@@ -1,6 +1,6 @@
 """How long the whole homework takes: `python -m core all` timed, with each run's wall time and final loss.
 
-    python bench/homework_time.py --out DIR [--preset homework] [--device cuda] [--jobs 4] [-- EXTRA ARGS]
+    python -m bench.system.homework_time --out DIR [--preset homework] [--device cuda] [--jobs 4] [-- EXTRA ARGS]
 
 Runs `python -m core all --preset P --device D --jobs K --out DIR/figures` with its runs in DIR/runs (a fresh
 folder, so the app's runs/ is untouched), then prints and writes DIR/timing.json and DIR/timing.md: the whole
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def table(runs_dir: Path) -> list[dict]:

@@ -1,6 +1,6 @@
 """What the shapes' positions cost: a Q2a PixelCNN or Q3a iGPT on binary shapes placed anywhere vs the same shapes centred.
 
-    python bench/shapes_centring.py [--question q2a|q3a] [--preset homework|quick] [--epochs 10] [--jitter 0 | --anywhere]
+    python -m bench.studies.shapes_centring [--question q2a|q3a] [--preset homework|quick] [--epochs 10] [--jitter 0 | --anywhere]
 
 Trains the question's model (same code as a background run, no preview samples) on binary shapes made by
 `core.data.shapes.make(jitter=...)`: --anywhere = data version 1 (centre anywhere in the image), --jitter J = every
@@ -12,14 +12,11 @@ Results in bench/RESULTS.md ("Q2a homework preset on CPU, binary shapes").
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core.data import shapes  # noqa: E402
-from core.questions.base import Data, RunContext  # noqa: E402
-from core import questions  # noqa: E402
+from core.data import shapes
+from core.questions.base import Data, RunContext
+from core import questions
 
 
 class Printer(RunContext):
@@ -34,7 +31,7 @@ class Printer(RunContext):
         return False
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--question", default="q2a", choices=("q2a", "q3a"))
     ap.add_argument("--preset", default="homework", help="a preset of the question (homework, quick, ...)")
@@ -42,7 +39,7 @@ def main():
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--jitter", type=float, default=0.0, help="centre within +-J px of the image centre")
     g.add_argument("--anywhere", action="store_true", help="data version 1: centre anywhere in the image")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     q = questions.get(a.question)
     hp = dict(q.preset(a.preset))
     if a.question == "q3a":

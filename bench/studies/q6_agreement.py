@@ -1,6 +1,6 @@
 """Q6's agreement numbers of one model at several temperatures, and what real images score through its tokenizer.
 
-    python bench/q6_agreement.py [SOURCE] [--temperatures 1,0.5,0] [--n 1000]
+    python -m bench.studies.q6_agreement [SOURCE] [--temperatures 1,0.5,0] [--n 1000]
 
 SOURCE: a Q6 model ("pretrained:q6-mnist-v2", the default, or "run:ID"). For each temperature: the share of
 caption words true of the image (captions drawn for the first n test images) and the share of images whose digit
@@ -16,12 +16,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import data  # noqa: E402
-from core.questions import q4, q6  # noqa: E402
+from core import data
+from core.questions import q4, q6
 
 
 def main(argv=None) -> int:

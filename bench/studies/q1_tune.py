@@ -1,6 +1,6 @@
 """Choose Q1's homework preset on a VALIDATION split of the training data, never on the test set.
 
-    .venv/bin/python bench/q1_tune.py
+    .venv/bin/python -m bench.studies.q1_tune
 
 For each 1-D data set and both models, train on the first 80% of the training values and score the last 20% for
 every setting of a small grid (epochs x batch size x learning rate, Adam); print the best settings per (model, set),
@@ -9,20 +9,17 @@ whole training set. Seeds are fixed, so the output repeats.
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import data  # noqa: E402
-from core.questions import get  # noqa: E402
-from core.questions.base import Data  # noqa: E402
-from core.questions.q1 import D  # noqa: E402
+from core import data
+from core.questions import get
+from core.questions.base import Data
+from core.questions.q1 import D
 
 GRID = {"epochs": (10, 30, 60), "batch_size": (64, 128), "lr": (0.02, 0.05, 0.1, 0.2)}
 
@@ -32,7 +29,8 @@ def final_loss(key, train, test, d, hp):
     return q.train(Data(train, test, d=d), q.hparams(hp, "homework"), seed=0).result.test_losses[-1]
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     t0 = time.time()
     settings = [dict(zip(GRID, v)) for v in itertools.product(*GRID.values())]
     cells = [(k, ds) for k in ("q1a", "q1b") for ds in ("1d-1", "1d-2")]

@@ -1,6 +1,6 @@
 """PixelCNN on CPU: fast (cropped) vs plain masked convs for training, fast vs full-recomputation sampling.
 
-    python bench/bench_pixelcnn.py [--steps 6] [--sample-steps 8] [--keep-freed-memory]
+    python -m bench.kernels.pixelcnn [--steps 6] [--sample-steps 8] [--keep-freed-memory]
 
 1. Training-step throughput (forward + backward + Adam step, batch 128) of the same net with the same weights,
    once with plain masked convs (full k x k kernel times mask) and once with cropped kernels, each in NCHW and
@@ -15,16 +15,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core.models.pixelcnn import PixelCNN, Q2A, Q2B, loss, per_pixel_probs, sample  # noqa: E402
+from core.models.pixelcnn import PixelCNN, Q2A, Q2B, loss, per_pixel_probs, sample
 
 
 def train_bench(name, cfg, shape, steps, batch=128):
@@ -126,14 +123,14 @@ def keep_freed_memory():
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=6, help="timed training steps per variant")
     ap.add_argument("--sample-steps", type=int, default=8, help="pixels timed for the full sampler")
     ap.add_argument("--keep-freed-memory", action="store_true", help="glibc mallopt: keep freed memory (see below)")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-sample", action="store_true")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     if a.keep_freed_memory:
         print(f"malloc keeps freed memory: {keep_freed_memory()}")

@@ -1,8 +1,8 @@
-"""Does the app slow the runs it shows?  python bench/app_overhead.py [--epochs 3] [--repeats 1]
+"""Does the app slow the runs it shows?  python -m bench.system.app_overhead [--epochs 3] [--repeats 1]
 
-Starts the real app exactly as the README does (`bash lab.sh app`, on a free localhost port, a private runs
-folder), then times the epochs of one quick run three ways, in one process, for Q2 (PixelCNN, shapes) and Q3 (iGPT,
-shapes):
+Starts the real app exactly as the README does (bench.server.App: `bash lab.sh app`, on a free localhost port, a
+private runs folder), then times the epochs of one quick run three ways, in one process, for Q2 (PixelCNN, shapes)
+and Q3 (iGPT, shapes):
     none   no browser connected
     home   a headless Chromium on the Home page
     watch  a headless Chromium on the run's own question page, which redraws the live curve every second
@@ -17,19 +17,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from bench.server import CHROMIUM, CHROMIUM_ARGS, App
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 # (question, data set, preset, overrides, page path): the quick presets, a few epochs and a smaller subset so
@@ -38,12 +33,6 @@ CASES = {
     "q2": ("q2a", "shapes", "quick", {"subset": 3000.0}, "/q2_pixelcnn"),
     "q3": ("q3a", "shapes", "quick", {"data_fraction": 0.1, "preview_samples": 4}, "/q3_transformer"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -66,40 +55,6 @@ def browser_cpu_seconds() -> float:
     return total
 
 
-class App:
-    """`bash lab.sh app` on a free port with a private runs folder; stopped by stop()."""
-
-    def __init__(self, runs: Path, log: Path, watcher: str | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        env = {**os.environ, "ARLAB_PORT": str(self.port), "ARLAB_RUNS_DIR": str(runs)}
-        env.pop("ARLAB_DEV", None)
-        if watcher:  # only to measure the old default: Streamlit reads this over the project's config file
-            env["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = watcher
-        self.proc = subprocess.Popen(["bash", "lab.sh", "app"], cwd=ROOT, env=env, stdout=open(log, "wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        t0 = time.time()
-        while time.time() - t0 < 300:  # the first call may install the requirements
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited early; see {log}")
-            try:
-                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
-                    return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError("the app did not answer /_stcore/health within 300 s")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
 class Browser:
     """One headless Chromium page (None = no browser)."""
 
@@ -110,8 +65,7 @@ class Browser:
         from playwright.sync_api import sync_playwright
 
         self.pw = sync_playwright().start()
-        self.browser = self.pw.chromium.launch(executable_path=CHROMIUM,
-                                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         self.page = self.browser.new_page(viewport={"width": 1400, "height": 1400})
         self.page.goto(url, wait_until="networkidle", timeout=120_000)
         self.page.get_by_text("Queue:").first.wait_for(timeout=120_000)   # the app has drawn
@@ -156,14 +110,14 @@ def timed_run(store, case, epochs: int, server_pid: int, url: str | None, timeou
             "browser_cpu_pct": 100 * bcpu / wall if url else 0.0}
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=3, help="epochs per timed run (default 3)")
     ap.add_argument("--repeats", type=int, default=1, help="rounds of none/home/watch per question (default 1)")
     ap.add_argument("--questions", default="q2,q3", help="comma-separated: q2,q3")
     ap.add_argument("--watcher", choices=("auto", "poll"), default=None,
                     help="override the served file watcher (to measure the old default, 'auto'); off by default")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not Path(CHROMIUM).exists():
         sys.exit(f"Chromium not found at {CHROMIUM} (bash lab.sh test installs it as root)")
 
@@ -172,7 +126,8 @@ def main():
     os.environ["ARLAB_RUNS_DIR"] = str(runs)
     from core.lab import store as RunStore
 
-    app = App(runs, log, args.watcher)
+    # --watcher: only to measure the old default: Streamlit reads this variable over the project's config file
+    app = App(runs, log, env={"STREAMLIT_SERVER_FILE_WATCHER_TYPE": args.watcher} if args.watcher else None)
     store = RunStore(runs)
     results = {}
     try:

@@ -1,22 +1,19 @@
 """VQ-VAE tokenizer speed on this machine: a training step of the full and the small config, and the codebook
 lab's operations (quantize + decode, rate-distortion). Ratios are measured within one run.
 
-    flock /tmp/cpu.lock .venv/bin/python bench/bench_vqvae.py [--threads 2] [--batch 128]
-    flock /tmp/cpu.lock .venv/bin/python bench/bench_vqvae.py --train mnist-colored --seconds 150
+    flock /tmp/cpu.lock .venv/bin/python -m bench.kernels.vqvae [--threads 2] [--batch 128]
+    flock /tmp/cpu.lock .venv/bin/python -m bench.kernels.vqvae --train mnist-colored --seconds 150
 The second form trains a small tokenizer on real data for a fixed time and reports test reconstruction error
 and codebook usage (nothing is saved).
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core import codebook as lab  # noqa: E402
-from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss  # noqa: E402
+from core import codebook as lab
+from core.models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
 
 
 def step_seconds(model, x, steps):
@@ -94,8 +91,8 @@ def train(args):
     print(f"  (rate-distortion tables: {time.perf_counter() - t:.1f} s)")
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser()
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--train", default=None, help="a data set name: train on it instead of timing")
@@ -103,6 +100,10 @@ if __name__ == "__main__":
     p.add_argument("--seconds", type=float, default=150)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--ema", type=float, default=VQVAEConfig.ema_decay, help="0: codebook loss instead of EMA")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     train(args) if args.train else speed(args)
+
+
+if __name__ == "__main__":
+    main()

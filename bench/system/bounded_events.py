@@ -1,7 +1,7 @@
 """A run of any length stays cheap to watch: the events file of a 5,000,000-minibatch run, and what five learners
 watching it cost the server.
 
-    .venv/bin/python bench/bounded_events.py [--steps 5000000] [--sessions 5] [--legacy 1000000]
+    .venv/bin/python -m bench.system.bounded_events [--steps 5000000] [--sessions 5] [--legacy 1000000]
 
 1. The run: a Q1a run on 1d-2 (8000 values) at batch size 1, 625 epochs = 5,000,000 minibatches. Training that
    for real takes hours on a 2-core box (a histogram step is ~0.4-2 ms here), so the benchmark drives the worker's
@@ -24,13 +24,11 @@ import gc
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rss_mb() -> float:

@@ -7,8 +7,8 @@ d_model 128, 2 layers, 4 heads). Every ratio printed is measured within this one
   (c) Hugging Face transformers GPT-2 generate(use_cache=True) on the same configuration (skipped if missing)
   (d) training throughput (tokens/s) at batch 32 on 785- and 401-token sequences
 
-Usage: python bench/bench_kvcache.py [--n 100] [--uncached-every K] [--repeats R] [--skip-hf] [--skip-train]
-                                    [--device cpu|cuda]   (cuda: every timing synchronises the GPU first)
+Usage: python -m bench.kernels.kvcache [--n 100] [--uncached-every K] [--repeats R] [--skip-hf] [--skip-train]
+                                      [--device cpu|cuda]   (cuda: every timing synchronises the GPU first)
 The uncached sampler's step at position t costs one forward over t tokens whatever the tokens are, so by default
 it is timed exactly at every K-th position (K=8, best of --repeats) on the cached run's tokens and the total is
 the sum of the linear interpolation over all positions; --uncached-every 1 runs the whole uncached sampler instead.
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from core.models.transformer import Transformer, TransformerConfig, gumbel_noise, sample  # noqa: E402
+from core.models.transformer import Transformer, TransformerConfig, gumbel_noise, sample
 
 BOS, STEPS = 64, 784
 CFG = TransformerConfig(vocab_size=65, block_size=STEPS + 1, d_model=128, n_heads=4, n_layers=2)
@@ -190,7 +187,7 @@ def part_d(batch=32, reps=5):
               f"-> one epoch of 60,000 such images ~ {60000 * (T - 1) / tok / 60:.1f} min")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--uncached-every", type=int, default=8)
@@ -199,7 +196,7 @@ def main():
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     global DEVICE
     DEVICE = torch.device(args.device)
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} threads"
