@@ -1,56 +1,32 @@
 """The real app in headless Chromium: open Q1, press Train, see the live curve appear."""
 import os
 import re
-import shutil
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from bench.server import CHROMIUM, CHROMIUM_ARGS, App
+
 pytestmark = pytest.mark.browser
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server(runs_dir):
+    """The README's command on a free port with this test's runs folder (bench.server.App); its URL."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (bash lab.sh test installs it as root)")
     pytest.importorskip("playwright")
-    port = free_port()
-    # exactly the README's command (its config: localhost, no file watcher); it installs nothing new here
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_") and k != "ARLAB_DEV"}
-    proc = subprocess.Popen(["bash", "lab.sh", "app"], cwd=ROOT,
-                            env={**env, "ARLAB_RUNS_DIR": str(runs_dir), "ARLAB_PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < 240:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the app did not answer /_stcore/health within 240 s")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        app = App(runs_dir, timeout=240)
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(str(e))
+    with app:
+        yield app.url
 
 
 def launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM,
-                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 def test_q1_train_shows_a_live_curve(server, tmp_path):
