@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, App
+from bench.server import CHROMIUM, CHROMIUM_ARGS, App, free_port  # noqa: F401 (test_signin imports free_port)
 
 pytestmark = pytest.mark.browser
 
