@@ -8,7 +8,8 @@ Its rooms (pages call everything through this package: `ui.train_panel(...)`, `u
     server       the background pump, in-server threads and work      store        the run store, who may do what
     words        plurals, a learner's text made safe, plain errors     links        a page's settings in its URL
     forms        the form and Train, the run shown, data-set pickers    monitor      reading a run, the live monitor
-    views        grids, scrubbing, downloads, the next-token panel     sidebar      the sidebar every page shares
+    views        grids, scrubbing, downloads, the next-token panel     models       the model picker
+    sidebar      the sidebar every page shares
 """
 from core.engine import InvalidSpec, RunSpec  # noqa: F401  (pages reach the engine's types through here)
 
@@ -17,6 +18,7 @@ from .forms import (KEPT, current_run, dataset_radio, keep, kept, pick_dataset, 
 from .identity import Me, auth_configured, me, save_identity, set_name, sign_out  # noqa: F401
 from .instructor import become_instructor  # noqa: F401
 from .links import link_param  # noqa: F401
+from .models import model_picker  # noqa: F401
 from .monitor import (BODY_EVERY, LIVE_POINTS, STATE_ICON, STATUS_EVERY, RunView, curve, queue_text,  # noqa: F401
                       read_run, run_monitor, run_samples)
 from .server import server_threads, server_work, start_pump  # noqa: F401
