@@ -6,7 +6,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import viz
-from core import sources
 from core.questions import get, q2
 import ui
 
@@ -138,26 +137,13 @@ ui.run_monitor(ui.current_run(q, dataset), extra=train_extra, key=q.key)
 
 # ------------------------------------------------------------------------------------------------------ sampling
 st.header("Samples and completions")
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _model(source: str, runs_root: str, device: str):
-    return sources.load(source, device, runs_root, questions=("q2a", "q2b"))
-
-
-choices = sources.best_first(sources.choices(("q2a", "q2b"), dataset, ui.store().root, ui.viewer()), ui.store().root)
-if not choices:
-    st.info(f"No model for {TITLES[dataset]} yet: the pretrained checkpoint `{q2.PRETRAINED[dataset]}` is not "
-            f"shipped yet and no run on this set has finished. Train one above (quick preset: "
-            f"{ui.quick_time(q.key, dataset, short=True)}).")
+picked = ui.model_picker(("q2a", "q2b"), dataset, key=f"q2:model:{dataset}", device=ui.device(),
+                         empty=f"No model for {TITLES[dataset]} yet: the pretrained checkpoint "
+                               f"`{q2.PRETRAINED[dataset]}` is not shipped yet and no run on this set has finished. "
+                               f"Train one above (quick preset: {ui.quick_time(q.key, dataset, short=True)}).")
+if picked is None:
     st.stop()
-labels = dict(choices)
-source = st.selectbox("Model", list(labels), format_func=labels.get, key=f"q2:model:{dataset}")
-try:
-    model, config = _model(source, str(ui.store().root), ui.device())
-except Exception as e:  # a corrupt or mismatched checkpoint: say so, draw nothing
-    st.error(f"Could not load {source}: {ui.plain(e)}")
-    st.stop()
+source, (model, config) = picked
 
 
 def row_progress(bar, what, rows):

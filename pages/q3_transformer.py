@@ -5,7 +5,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import viz
-from core import sources
 from core.questions import get, q3
 import ui
 
@@ -44,9 +43,8 @@ def big(images, scale=6, ncols=10):
     return viz.image_grid(images, ncols=ncols, levels=LEVELS, scale=scale)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _model(source: str, runs_root: str):
-    return sources.load(source, "cpu", runs_root)
+NO_MODEL = (f"No model for {TITLES[dataset]} yet: the pretrained checkpoint `{q3.PRETRAINED[dataset]}` is not shipped "
+            "yet and no run on this set has finished. Train one in the first tab.")
 
 
 VIRIDIS = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in pc.sequential.Viridis], float)
@@ -59,23 +57,6 @@ def heat(m):
     rgb = VIRIDIS[lo] + (v - lo)[..., None] * (VIRIDIS[lo + 1] - VIRIDIS[lo])
     rgb[np.isnan(m)] = 225
     return rgb.round().astype(np.uint8)
-
-
-def pick_model(key: str, dset: str, questions=("q3a", "q3b")):
-    """A select box over the shipped checkpoints and finished runs for `dset`; -> (model, config) or None."""
-    choices = sources.best_first(sources.choices(questions, dset, ui.store().root, ui.viewer()), ui.store().root)
-    if not choices:
-        name = q3.PRETRAINED[dset]
-        st.info(f"No model for {TITLES[dset]} yet: the pretrained checkpoint `{name}` is not shipped yet and no "
-                f"run on this set has finished. Train one in the first tab.")
-        return None
-    labels = dict(choices)
-    source = st.selectbox("Model", list(labels), format_func=labels.get, key=key)
-    try:
-        return _model(source, str(ui.store().root))
-    except Exception as e:  # a corrupt or mismatched checkpoint: say so, draw nothing
-        st.error(f"Could not load {source}: {ui.plain(e)}")
-        return None
 
 
 tab_train, tab_complete, tab_next, tab_attn, tab_race = st.tabs(
@@ -121,9 +102,9 @@ with tab_train:
 with tab_complete:
     st.markdown("Keep the **top rows** of a test image, feed them after <bos> as a prefix, and let the model "
                 "write the rest, one pixel at a time (the prefix goes into the KV cache in one pass).")
-    loaded = pick_model("q3:complete:model", dataset)
-    if loaded:
-        model, config = loaded
+    picked = ui.model_picker(("q3a", "q3b"), dataset, "q3:complete:model", empty=NO_MODEL)
+    if picked:
+        model, config = picked[1]
         c1, c2 = st.columns(2)
         keep = c1.slider("rows kept", 1, H - 1, H // 2, key="q3:complete:keep")
         seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q3:complete:seed")
@@ -150,9 +131,9 @@ with tab_next:
                 "probabilities for the next pixel — exactly what the sampler draws from — reshaped live by the "
                 "temperature and top-k; for colour, each bar is painted its colour. The red square marks where the "
                 "next pixel goes; the highlighted bar is the value a draw picks.")
-    loaded = pick_model("q3:next:model", dataset)
-    if loaded:
-        model, config = loaded
+    picked = ui.model_picker(("q3a", "q3b"), dataset, "q3:next:model", empty=NO_MODEL)
+    if picked:
+        model, config = picked[1]
         values = vocab - 1
         swatch = ([f"rgb({r * 85},{g * 85},{b * 85})" for r, g, b in q3.decode(np.arange(64)[None], (1, 64, 3))[0, 0]]
                   + ["#999"] if C == 3 else None)   # colour bars painted their colour; binary ones plain
@@ -184,9 +165,9 @@ with tab_attn:
     st.markdown("Pick a pixel of a test image: the position that predicts it attends over <bos> and the pixels "
                 "before it, in every head of every layer. Nothing from the pixel on is visible (grey) — that is the "
                 "causal mask.")
-    loaded = pick_model("q3:attn:model", dataset)
-    if loaded:
-        model, config = loaded
+    picked = ui.model_picker(("q3a", "q3b"), dataset, "q3:attn:model", empty=NO_MODEL)
+    if picked:
+        model, config = picked[1]
         c1, c2, c3 = st.columns(3)
         i = c1.number_input("test image", 0, len(test) - 1, 0, key="q3:attn:img")
         r = c2.slider("row", 0, H - 1, H // 2, key="q3:attn:row")
@@ -227,15 +208,14 @@ with tab_race:
     colour_sets = [d for d in q3.COLOUR_SETS]
     race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
                         format_func=TITLES.get, key="q3:race:dataset")
-    choices = sources.best_first(sources.choices("q3b", race_set, ui.store().root, ui.viewer()), ui.store().root)
+    picked = ui.model_picker("q3b", race_set, "q3:race:model", load=False,
+                             empty=f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint "
+                                   f"`{q3.PRETRAINED[race_set]}` is not shipped yet and no Q3b run on this set has "
+                                   f"finished. Train one in the first tab (coloured shapes, quick preset: "
+                                   f"{ui.quick_time('q3b', 'shapes-colored', short=True)}).")
     rid = None
-    if not choices:
-        st.info(f"No colour model for {TITLES[race_set]} yet: the pretrained checkpoint `{q3.PRETRAINED[race_set]}` "
-                f"is not shipped yet and no Q3b run on this set has finished. Train one in the first tab "
-                f"(coloured shapes, quick preset: {ui.quick_time('q3b', 'shapes-colored', short=True)}).")
-    else:
-        labels = dict(choices)
-        source = st.selectbox("Model", list(labels), format_func=labels.get, key="q3:race:model")
+    if picked:
+        source = picked[0]
         dev = ui.device()
         c1, c2 = st.columns(2)
         n = c1.number_input("samples", 1, 100, race_q.preset(race_q.default_preset(dev))["n_samples"],

@@ -88,30 +88,15 @@ ui.run_monitor(run_id, extra=extra, unit="nats/char", key="q5")
 
 # ------------------------------------------------------------------------------------------------------- sample
 st.subheader("Write with a trained model")
-# source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
-models = dict(sources.best_first(sources.choices("q5", "poetry", ui.store().root, ui.viewer()), ui.store().root))
 if not sources.shipped("q5", "poetry"):
     st.caption("No pretrained Q5 checkpoint is shipped yet.")
-if not models:
-    st.info(f"No trained model yet: train one above (the quick preset takes {ui.quick_time('q5', short=True)}), "
-            "then come back here to write with it.")
+picked = ui.model_picker("q5", "poetry", key="q5:source",
+                         then=lambda model, config, _: (model, tokenizer_from_config(config), config),
+                         empty=f"No trained model yet: train one above (the quick preset takes "
+                               f"{ui.quick_time('q5', short=True)}), then come back here to write with it.")
+if picked is None:
     st.stop()
-
-
-@st.cache_resource(max_entries=4)
-def load_model(source: str, runs_root: str, stamp: float):
-    """(model, tokenizer, config) of a finished run or a pretrained checkpoint, on the CPU, in eval mode."""
-    model, config = sources.load(source, "cpu", runs_root, questions="q5")
-    return model, tokenizer_from_config(config), config
-
-
-source = st.selectbox("Model", list(models), format_func=models.get, key="q5:source")
-try:
-    found = sources.resolve(source, runs_root=ui.store().root)
-    model, tok, config = load_model(source, str(ui.store().root), found.path.stat().st_mtime)
-except (sources.CheckpointError, OSError) as e:
-    st.error(f"Could not load that model: {ui.plain(e)}")
-    st.stop()
+source, (model, tok, config) = picked
 T = model.config.block_size
 
 with st.form("q5:sample"):

@@ -108,26 +108,14 @@ ui.run_monitor(ui.current_run(q, DATASET), extra=extra, unit="nats/token", key="
 
 # ------------------------------------------------------------------------------------------------------- use a model
 st.subheader("Use a trained model")
-# source -> label: the shipped model first (the default), then finished runs, best first ("best", "newest" said)
-models = dict(sources.best_first(sources.choices("q6", DATASET, ui.store().root, ui.viewer()), ui.store().root))
-if not models:
-    st.info(f"No trained model yet: train one above (the quick preset takes {ui.quick_time('q6', short=True)}).")
+picked = ui.model_picker("q6", DATASET, key="q6:source", then=lambda model, config, root: (
+                             model, q6.vocab_from_config(config), config,
+                             q4.load_tokenizer(config["tokenizer"], "cpu", runs_root=root)),
+                         empty=f"No trained model yet: train one above (the quick preset takes "
+                               f"{ui.quick_time('q6', short=True)}).")
+if picked is None:
     st.stop()
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model and its tokenizer…")
-def load(source: str, runs_root: str, stamp: float):
-    model, vocab, config = q6.load_model(source, "cpu", runs_root)
-    return model, vocab, config, q4.load_tokenizer(config["tokenizer"], "cpu", runs_root=runs_root)
-
-
-source = st.selectbox("Model", list(models), format_func=models.get, key="q6:source")
-try:
-    found = sources.resolve(source, runs_root=ui.store().root)
-    model, vocab, config, tok = load(source, str(ui.store().root), found.path.stat().st_mtime)
-except (sources.CheckpointError, OSError, ValueError) as e:
-    st.error(f"Could not load that model: {ui.plain(e)}")
-    st.stop()
+source, (model, vocab, config, tok) = picked
 if source.startswith("pretrained:"):
     entry = next(e for e in sources.shipped("q6", DATASET) if f"pretrained:{e['name']}" == source)
     m = entry.get("metrics") or {}

@@ -17,7 +17,7 @@ def open_page(page, who=None, query=None, instructor=False):
     its link; fails on any exception the page raised."""
     from streamlit.testing.v1 import AppTest
 
-    from ui.people import Me
+    from ui.identity import Me
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     if who:

@@ -10,7 +10,7 @@ PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.
 
 
 def app(page=None):
-    from ui.people import Me
+    from ui.identity import Me
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     if page == "pages/board.py":   # off by default: only an instructor has the page until one turns it on

@@ -62,3 +62,18 @@ def test_a_trained_result_is_a_trained():
 
     t = questions.get("q1a").train(Data([0, 1, 1, 2] * 10, [0, 1, 2, 1], d=3), {"epochs": 1, "batch_size": 8})
     assert isinstance(t, Trained) and t.config["question"] == "q1a" and len(t.result.test_losses) == 2
+
+
+def test_ui_is_in_rooms_of_at_most_250_lines_and_its_init_only_re_exports():
+    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in (ROOT / "ui").rglob("*.py")}
+    assert {f: n for f, n in sizes.items() if n > 250} == {}, sizes
+    assert not re.search(r"^(def|class|@)", (ROOT / "ui" / "__init__.py").read_text(), re.M)
+
+
+def test_pages_list_and_load_models_only_through_the_model_picker():
+    """One picker, one cache, one error rule (ui.models): no page lists or loads models itself."""
+    for p in sorted((ROOT / "pages").glob("*.py")):
+        assert not re.search(r"sources\.(load|choices|best_first)\(|\bload_model\(", p.read_text()), p.name
+    for name in ("q2_pixelcnn", "q3_transformer", "q5_poetry", "q6_multimodal"):
+        src = (ROOT / "pages" / f"{name}.py").read_text()
+        assert "ui.model_picker(" in src and "cache_resource" not in src, name

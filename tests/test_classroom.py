@@ -245,7 +245,7 @@ def test_worker_memory_limit_turns_a_huge_allocation_into_out_of_memory(tmp_path
 def test_the_servers_pump_starts_the_next_run_after_a_kill_with_no_page_open(runs_dir, monkeypatch):
     import signal
 
-    from ui.people import start_pump
+    from ui.server import start_pump
 
     monkeypatch.setenv("ARLAB_MAX_WORKERS", "1")
     store = make_store(runs_dir)

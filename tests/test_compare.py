@@ -213,7 +213,7 @@ def test_board_takes_the_best_finished_run_of_each_question_and_set():
 
 
 def test_class_board_is_off_until_the_instructor_turns_it_on(two_q1_runs, runs_dir):
-    from ui.people import Me
+    from ui.identity import Me
 
     def session(who):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -316,7 +316,7 @@ def test_the_run_monitors_chart_holds_the_course_line(runs_dir):
 
     from core.engine import Policy, RunSpec
     from core.lab import store as make_store
-    from ui.people import Me
+    from ui.identity import Me
 
     store = make_store(runs_dir, policy=Policy(slots=1))
     rid = store.submit(RunSpec("q1a", "1d-1", {"epochs": 1}, owner="b:ann", owner_name="ann"), start=False)

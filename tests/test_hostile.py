@@ -86,7 +86,7 @@ def test_a_page_submission_always_carries_the_viewer_and_the_racer_hits_their_ca
         st.session_state["out"] = out
 
     at = AppTest.from_function(script, default_timeout=60)
-    from ui.people import Me
+    from ui.identity import Me
 
     at.session_state["me"] = Me("b:racer0000000000", "racer")
     at.run()
@@ -104,7 +104,7 @@ def test_a_web_submission_without_an_owner_is_refused(runs_dir):
         import streamlit as st
 
         import ui
-        from ui.people import Me
+        from ui.identity import Me
 
         st.session_state["me"] = Me("", "nobody")
         try:
@@ -243,7 +243,7 @@ def test_a_page_may_not_submit_another_learners_run_as_its_model(runs_dir):
         import streamlit as st
 
         import ui
-        from ui.people import Me
+        from ui.identity import Me
 
         st.session_state["me"] = Me("b:bob", "bob")
         rid = st.session_state["rid"]

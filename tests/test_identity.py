@@ -1,16 +1,17 @@
 """Who is who on a class server: names are plain text, a name cannot pass for a role, the instructor key cannot be
 guessed, a forged cookie cannot break a page, sign-in trusts only a verified e-mail, cookies are Secure over HTTPS.
 
-Plain calls for the rules (ui.people), AppTest for the pages that use them. AppTest cannot seed cookies or headers,
-so those tests hand me() its cookies by replacing ui.people._cookies."""
+Plain calls for the rules (ui.identity, ui.instructor), AppTest for the pages that use them. AppTest cannot seed
+cookies or headers, so those tests hand me() its cookies by replacing ui.identity._cookies."""
 import hashlib
 import hmac
 from pathlib import Path
 
 import pytest
 
-from ui import people
-from ui.people import Me, Throttle, browser_me, clean_name, display_name, signed_in_me
+from ui import identity, instructor
+from ui.identity import Me, browser_me, clean_name, display_name, signed_in_me
+from ui.instructor import Throttle
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "0123456789abcdef"
@@ -21,7 +22,7 @@ ROLE_NAMES = ["Prof. Smith", "prof smith", "Dr X", "dr. who", "Instructor", "the
 def app(monkeypatch, cookies=None, page=None, secrets=None, user=None, context=None):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setattr(people, "_cookies", lambda: dict(cookies or {}))
+    monkeypatch.setattr(identity, "_cookies", lambda: dict(cookies or {}))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     if secrets:
         at.secrets.update(secrets)
@@ -71,12 +72,12 @@ def test_display_name_never_raises_and_shows_someone_for_what_fails():
 
 def test_a_name_from_the_cookie_is_cleaned_when_read(monkeypatch):
     for bad in ("<script>alert(1)</script>", "Prof. Smith", "Admin", "x" * 80):
-        who, fresh = browser_me({people.COOKIE: f"{TOKEN}|{bad}"})
+        who, fresh = browser_me({identity.COOKIE: f"{TOKEN}|{bad}"})
         assert (who.owner, who.name, fresh) == (f"b:{TOKEN}", f"guest {TOKEN[:4]}", False)
-    assert browser_me({people.COOKIE: f"{TOKEN}|Ann%20Lee"})[0].name == "Ann Lee"
-    at = app(monkeypatch, {people.COOKIE: f"{TOKEN}|Dr%20Evil%20%3Cb%3E"})      # the page, from the cookie
+    assert browser_me({identity.COOKIE: f"{TOKEN}|Ann%20Lee"})[0].name == "Ann Lee"
+    at = app(monkeypatch, {identity.COOKIE: f"{TOKEN}|Dr%20Evil%20%3Cb%3E"})      # the page, from the cookie
     assert you(at) == f"**You:** guest {TOKEN[:4]}"
-    assert app(monkeypatch, {people.COOKIE: f"{TOKEN}|Ann"}).session_state["me"].name == "Ann"
+    assert app(monkeypatch, {identity.COOKIE: f"{TOKEN}|Ann"}).session_state["me"].name == "Ann"
 
 
 def test_a_name_from_sign_in_is_cleaned(monkeypatch):
@@ -107,7 +108,8 @@ def _try_keys():
     """A script run: this session's learner tries each key in session_state["keys"] in turn."""
     import streamlit as st
 
-    from ui.people import become_instructor, me
+    from ui.identity import me
+    from ui.instructor import become_instructor
 
     st.session_state["said"] = [(bool(t), t.message) for t in map(become_instructor, st.session_state["keys"])]
     st.session_state["after"] = me()
@@ -125,7 +127,7 @@ def try_keys(keys, token=TOKEN):
 
 def test_instructor_key_tries_are_throttled_before_the_key_is_checked(monkeypatch):
     monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "the-right-key")
-    monkeypatch.setattr(people, "KEY_TRIES", Throttle())
+    monkeypatch.setattr(instructor, "KEY_TRIES", Throttle())
     said, who = try_keys(["wrong"] * 5 + ["the-right-key"])
     assert said[:5] == [(False, "That is not the instructor key.")] * 5
     assert not said[5][0] and said[5][1].startswith("Too many tries: wait ") and said[5][1].endswith(" s.")
@@ -135,31 +137,31 @@ def test_instructor_key_tries_are_throttled_before_the_key_is_checked(monkeypatc
     said, who = try_keys(["the-right-key"], token="fedcba9876543210")   # another browser is not held up by Ann
     assert said == [(True, "")] and who.instructor
     # fresh cookies for every try do not get around the server's cap
-    monkeypatch.setattr(people, "KEY_TRIES", Throttle(per_owner=5, per_server=3))
+    monkeypatch.setattr(instructor, "KEY_TRIES", Throttle(per_owner=5, per_server=3))
     said = [try_keys(["wrong"], token=f"{i:016x}")[0][0][1] for i in range(4)]
     assert said[:3] == ["That is not the instructor key."] * 3 and said[3].startswith("Too many tries")
 
 
 def test_the_sidebar_tries_a_typed_key_once(monkeypatch):
     monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "the-right-key")
-    monkeypatch.setattr(people, "KEY_TRIES", Throttle())
-    at = app(monkeypatch, {people.COOKIE: f"{TOKEN}|Ann"})
+    monkeypatch.setattr(instructor, "KEY_TRIES", Throttle())
+    at = app(monkeypatch, {identity.COOKIE: f"{TOKEN}|Ann"})
     at.text_input(key="me:key").set_value("wrong").run()
-    assert not at.session_state["me"].instructor and len(people.KEY_TRIES._all) == 1
-    at = app(monkeypatch, {people.COOKIE: f"{TOKEN}|Ann"})
+    assert not at.session_state["me"].instructor and len(instructor.KEY_TRIES._all) == 1
+    at = app(monkeypatch, {identity.COOKIE: f"{TOKEN}|Ann"})
     at.text_input(key="me:key").set_value("the-right-key").run()
-    assert at.session_state["me"].instructor and len(people.KEY_TRIES._all) == 2
+    assert at.session_state["me"].instructor and len(instructor.KEY_TRIES._all) == 2
 
 
 # ---------------------------------------------------------------------------------------------- a forged role cookie
 def test_a_non_ascii_role_cookie_does_not_raise(monkeypatch):
     monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "k")
-    cookies = {people.COOKIE: f"{TOKEN}|Ann", people.ROLE_COOKIE: "é" * 32}
+    cookies = {identity.COOKIE: f"{TOKEN}|Ann", identity.ROLE_COOKIE: "é" * 32}
     who, _ = browser_me(cookies)
     assert who.owner == f"b:{TOKEN}" and not who.instructor
     assert not app(monkeypatch, cookies).session_state["me"].instructor
     good = hmac.new(b"k", TOKEN.encode(), hashlib.sha256).hexdigest()[:32]     # the real one still works
-    assert browser_me({**cookies, people.ROLE_COOKIE: good})[0].instructor
+    assert browser_me({**cookies, identity.ROLE_COOKIE: good})[0].instructor
 
 
 # ------------------------------------------------------------------------------------------ sign-in: verified e-mail
@@ -190,26 +192,26 @@ def test_sign_in_on_the_page(monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- Secure over HTTPS
 def test_served_over_https():
-    assert people.served_over_https({"X-Forwarded-Proto": "https"}, "")
-    assert people.served_over_https({"x-forwarded-proto": "https, http"}, "")
-    assert people.served_over_https({"Origin": "https://lab.example.org"}, "")
-    assert people.served_over_https({"Referer": "https://lab.example.org/q1_1d"}, "")
-    assert people.served_over_https({}, "https://lab.example.org/")
-    assert not people.served_over_https({"X-Forwarded-Proto": "http", "Origin": "http://127.0.0.1:8501",
+    assert identity.served_over_https({"X-Forwarded-Proto": "https"}, "")
+    assert identity.served_over_https({"x-forwarded-proto": "https, http"}, "")
+    assert identity.served_over_https({"Origin": "https://lab.example.org"}, "")
+    assert identity.served_over_https({"Referer": "https://lab.example.org/q1_1d"}, "")
+    assert identity.served_over_https({}, "https://lab.example.org/")
+    assert not identity.served_over_https({"X-Forwarded-Proto": "http", "Origin": "http://127.0.0.1:8501",
                                          "Host": "127.0.0.1:8501"}, "http://127.0.0.1:8501/")
 
 
 def test_cookies_are_secure_when_served_over_https(monkeypatch):
-    secure = people.cookie_script(people.COOKIE, f"{TOKEN}|Ann", True)
+    secure = identity.cookie_script(identity.COOKIE, f"{TOKEN}|Ann", True)
     assert "SameSite=Lax; Secure'" in secure and "location.protocol" not in secure
-    plain = people.cookie_script(people.COOKIE, f"{TOKEN}|Ann", False)
+    plain = identity.cookie_script(identity.COOKIE, f"{TOKEN}|Ann", False)
     assert "SameSite=Lax' + (location.protocol === 'https:'" in plain and "Lax; Secure" not in plain
-    assert "'" not in people.cookie_script("x", "a'b", False).split("= '", 1)[1].split("'", 1)[0]   # quoted value
+    assert "'" not in identity.cookie_script("x", "a'b", False).split("= '", 1)[1].split("'", 1)[0]   # quoted value
     # a fresh browser on the page: its token cookie is written Secure behind HTTPS, and not on plain HTTP
     written = html_bodies(app(monkeypatch, context={"url": "https://lab.example.org/"}))
-    assert any(f"{people.COOKIE}=" in b and "SameSite=Lax; Secure'" in b for b in written), written
+    assert any(f"{identity.COOKIE}=" in b and "SameSite=Lax; Secure'" in b for b in written), written
     written = html_bodies(app(monkeypatch, context={"url": "http://127.0.0.1:8501/"}))
-    assert any(f"{people.COOKIE}=" in b and "Lax; Secure" not in b for b in written), written
-    monkeypatch.setattr(people, "_headers", lambda: {"x-forwarded-proto": "https"})
+    assert any(f"{identity.COOKIE}=" in b and "Lax; Secure" not in b for b in written), written
+    monkeypatch.setattr(identity, "_headers", lambda: {"x-forwarded-proto": "https"})
     written = html_bodies(app(monkeypatch, context={"url": "http://lab.internal/"}))
-    assert any(f"{people.COOKIE}=" in b and "SameSite=Lax; Secure'" in b for b in written), written
+    assert any(f"{identity.COOKIE}=" in b and "SameSite=Lax; Secure'" in b for b in written), written

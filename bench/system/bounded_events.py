@@ -68,7 +68,7 @@ def write_run(store, steps: int, spe: int) -> tuple[str, float]:
 def page(rid: str):
     from streamlit.testing.v1 import AppTest
 
-    from ui.people import Me
+    from ui.identity import Me
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["me"] = Me("b:bench", "bench")

@@ -238,7 +238,7 @@ class ScriptLearner(Learner):
 
     def __init__(self, i, url, presses):
         super().__init__(i, url, presses)
-        from ui.people import Me
+        from ui.identity import Me
 
         self.me = Me(f"b:{i:016x}", self.name)
 
@@ -304,7 +304,7 @@ class Racer(ScriptLearner):
 
     def __init__(self, i, url):
         super().__init__(i, url, 0)
-        from ui.people import Me
+        from ui.identity import Me
 
         self.name = "racer"
         self.me = Me(f"b:{i:016x}", self.name)
@@ -355,7 +355,7 @@ class LongRunner(ScriptLearner):
 
     def __init__(self, i, url):
         super().__init__(i, url, 0)
-        from ui.people import Me
+        from ui.identity import Me
 
         self.name = "long-runner"
         self.me = Me(f"b:{i:016x}", self.name)

@@ -1,4 +1,4 @@
-"""Who is using the lab, and the server's shared machinery: one background pump, a limiter for in-server work.
+"""Who is using the lab: a run's owner, the name pages show, the cookies that keep them.
 
 Identity (`me()`):
   - where the instructor configured sign-in (an [auth] section in .streamlit/secrets.toml: Streamlit's st.login with
@@ -16,28 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 import re
 import secrets
-import threading
-import time
-import traceback
 import unicodedata
-from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 import streamlit as st
 
 COOKIE, ROLE_COOKIE = "arlab_me", "arlab_role"
-PUMP_EVERY_S, PRUNE_EVERY_S = 2.0, 600.0
 # Words a learner's name may not hold (case-insensitive, as a word): a name must not pass for a role.
 ROLE_WORDS = frozenset("prof professor dr doctor instructor teacher tutor lecturer ta admin administrator staff "
                        "moderator".split())
-# Instructor-key tries: per browser (owner token) and for the whole server (so fresh cookies do not get around it).
-KEY_TRIES_PER_OWNER, KEY_TRIES_PER_SERVER, KEY_WINDOW_S = 5, 30, 60.0
 
 
 @dataclass(frozen=True)
@@ -197,66 +188,6 @@ def set_name(name: str) -> Me:
     return new
 
 
-# ------------------------------------------------------------------------------------------------ the instructor key
-@dataclass(frozen=True)
-class KeyTry:
-    """What came of a try at the instructor key: true when it made this learner an instructor; `message` says why
-    not."""
-    ok: bool
-    message: str = ""
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-class Throttle:
-    """At most `per_owner` tries per owner and `per_server` in all within any `window_s` seconds."""
-
-    def __init__(self, per_owner: int = KEY_TRIES_PER_OWNER, per_server: int = KEY_TRIES_PER_SERVER,
-                 window_s: float = KEY_WINDOW_S):
-        self.per_owner, self.per_server, self.window_s = per_owner, per_server, window_s
-        self._lock = threading.Lock()
-        self._all: deque[float] = deque()
-        self._by_owner: dict[str, deque[float]] = {}
-
-    def wait(self, owner: str, now: float | None = None) -> float:
-        """0.0, counting this try; or the seconds until one more is allowed (counting nothing)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            for q in (self._all, *self._by_owner.values()):
-                while q and q[0] <= now - self.window_s:
-                    q.popleft()
-            self._by_owner = {o: q for o, q in self._by_owner.items() if q}   # bounded by per_server
-            mine = self._by_owner.get(owner, deque())
-            full = [q for q, cap in ((mine, self.per_owner), (self._all, self.per_server)) if len(q) >= cap]
-            if full:
-                return max(q[0] + self.window_s - now for q in full)
-            mine.append(now)
-            self._all.append(now)
-            self._by_owner[owner] = mine
-            return 0.0
-
-
-KEY_TRIES = Throttle()   # one per server process
-
-
-def become_instructor(key: str) -> KeyTry:
-    """Try `key` as ARLAB_INSTRUCTOR_KEY. Throttled (per browser and per server) before the key is looked at, so
-    it cannot be found by guessing."""
-    want = os.environ.get("ARLAB_INSTRUCTOR_KEY", "")
-    who = me()
-    if not want:
-        return KeyTry(False, "This server has no instructor key.")
-    wait = KEY_TRIES.wait(who.owner)
-    if wait:
-        return KeyTry(False, f"Too many tries: wait {math.ceil(wait)} s.")
-    if not _same(key, want):
-        return KeyTry(False, "That is not the instructor key.")
-    st.session_state["me"] = Me(who.owner, who.name, True, who.signed_in)
-    st.session_state["me:save-role"] = True
-    return KeyTry(True)
-
-
 def save_identity() -> None:
     """Write what changed about this learner to the browser (called from the sidebar on every page)."""
     who = me()
@@ -267,54 +198,3 @@ def save_identity() -> None:
         _write_cookie(COOKIE, f"{who.owner[2:]}|{name}")
     if st.session_state.pop("me:save-role", False):
         _write_cookie(ROLE_COOKIE, _role_hash(who.owner[2:]))
-
-
-# --------------------------------------------------------------------------------------------- the server's machinery
-@st.cache_resource
-def start_pump(root: str) -> threading.Thread:
-    """One thread per server starts waiting runs, notices dead workers, enforces budgets and force stops, and
-    prunes old runs — so no page has to, and a queue never stalls when nobody is looking."""
-    from core import lab
-
-    def loop():
-        store, last_prune = lab.store(root), 0.0
-        while os.path.isdir(root):
-            try:
-                store.pump()
-                if time.time() - last_prune > PRUNE_EVERY_S:
-                    store.prune()
-                    last_prune = time.time()
-            except Exception:  # noqa: BLE001 - the pump must outlive any one bad run folder
-                traceback.print_exc()
-            time.sleep(PUMP_EVERY_S)
-
-    t = threading.Thread(target=loop, name=f"arlab-pump:{root}", daemon=True)
-    t.start()
-    return t
-
-
-def server_threads() -> int:
-    """Torch threads for work done inside the server (sampling on pages): the cores the training slots leave."""
-    from core.device import cpu_count
-
-    env = os.environ.get("ARLAB_SERVER_THREADS")
-    return max(1, int(env)) if env else max(1, cpu_count() - int(os.environ.get("ARLAB_SLOTS", "1") or 1))
-
-
-@st.cache_resource
-def _limiter() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(max(1, int(os.environ.get("ARLAB_SERVER_JOBS", "1") or 1)))
-
-
-@contextmanager
-def server_work(what: str = "drawing samples"):
-    """Heavy work in the server (sampling, completing, writing poems) runs ARLAB_SERVER_JOBS at a time (default 1):
-    thirty learners pressing Sample at once queue here instead of thrashing the cores the training runs need."""
-    sem = _limiter()
-    if not sem.acquire(blocking=False):
-        with st.spinner(f"Waiting for the server: other learners are {what}…"):
-            sem.acquire()
-    try:
-        yield
-    finally:
-        sem.release()

@@ -1,0 +1,63 @@
+"""The server's shared machinery: one background pump per runs folder, the torch threads in-server work may use,
+and a limiter for heavy in-server work (sampling on pages)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+
+import streamlit as st
+
+PUMP_EVERY_S, PRUNE_EVERY_S = 2.0, 600.0
+
+
+@st.cache_resource
+def start_pump(root: str) -> threading.Thread:
+    """One thread per server starts waiting runs, notices dead workers, enforces budgets and force stops, and
+    prunes old runs — so no page has to, and a queue never stalls when nobody is looking."""
+    from core import lab
+
+    def loop():
+        store, last_prune = lab.store(root), 0.0
+        while os.path.isdir(root):
+            try:
+                store.pump()
+                if time.time() - last_prune > PRUNE_EVERY_S:
+                    store.prune()
+                    last_prune = time.time()
+            except Exception:  # noqa: BLE001 - the pump must outlive any one bad run folder
+                traceback.print_exc()
+            time.sleep(PUMP_EVERY_S)
+
+    t = threading.Thread(target=loop, name=f"arlab-pump:{root}", daemon=True)
+    t.start()
+    return t
+
+
+def server_threads() -> int:
+    """Torch threads for work done inside the server (sampling on pages): the cores the training slots leave."""
+    from core.device import cpu_count
+
+    env = os.environ.get("ARLAB_SERVER_THREADS")
+    return max(1, int(env)) if env else max(1, cpu_count() - int(os.environ.get("ARLAB_SLOTS", "1") or 1))
+
+
+@st.cache_resource
+def _limiter() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(max(1, int(os.environ.get("ARLAB_SERVER_JOBS", "1") or 1)))
+
+
+@contextmanager
+def server_work(what: str = "drawing samples"):
+    """Heavy work in the server (sampling, completing, writing poems) runs ARLAB_SERVER_JOBS at a time (default 1):
+    thirty learners pressing Sample at once queue here instead of thrashing the cores the training runs need."""
+    sem = _limiter()
+    if not sem.acquire(blocking=False):
+        with st.spinner(f"Waiting for the server: other learners are {what}…"):
+            sem.acquire()
+    try:
+        yield
+    finally:
+        sem.release()
