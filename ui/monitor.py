@@ -56,7 +56,7 @@ def run_samples(view: RunView, status: dict, art: dict | None, grid, note: str =
 # the question's extras every BODY_EVERY seconds. Every redraw costs the browser CPU (measured on the Q2 page in
 # headless Chromium: ~0.15 s per status redraw, ~0.5 s per curve + samples redraw), and on a 2-core machine that
 # comes out of the training shown: redrawing everything every second took ~22% of a core and slowed a watched Q3
-# run 1.21x; these intervals take ~12% (bench/app_overhead.py, bench/RESULTS.md).
+# run 1.21x; these intervals take ~12% (python -m bench.system.app_overhead, bench/RESULTS.md).
 STATUS_EVERY, BODY_EVERY = 2.0, 10.0
 
 
