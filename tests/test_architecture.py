@@ -62,3 +62,37 @@ def test_a_trained_result_is_a_trained():
 
     t = questions.get("q1a").train(Data([0, 1, 1, 2] * 10, [0, 1, 2, 1], d=3), {"epochs": 1, "batch_size": 8})
     assert isinstance(t, Trained) and t.config["question"] == "q1a" and len(t.result.test_losses) == 2
+
+
+# Modules outside core/questions that may still name a question, and why: each names one, never branches over many.
+QUESTION_KEYS_ALLOWED = {
+    # the notebook's functions (q1_a, q2_b, ...): each is one question part, and trains that part by its key
+    "core/homework.py",
+}
+
+
+def question_key_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string constant in `path` that is a question key ("q2a", "q6"), docstrings aside."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and re.fullmatch(r"q[1-9][a-z]?", node.value)]
+
+
+def test_only_the_questions_know_the_question_keys():
+    """core.sources, core.evaluate, core.report, ... find what they need on the question (core.questions); none of
+    them branches on a question key or keeps its own table of questions."""
+    found = {}
+    for p in sorted((ROOT / "core").rglob("*.py")):
+        rel = p.relative_to(ROOT).as_posix()
+        if rel.startswith("core/questions/") or rel in QUESTION_KEYS_ALLOWED:
+            continue
+        hits = question_key_literals(p)
+        if hits:
+            found[rel] = hits
+    assert found == {}, f"question keys outside core/questions (move this knowledge onto the question): {found}"

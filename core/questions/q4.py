@@ -247,6 +247,46 @@ class TokenizerQ(Question):
     presets = A_PRESETS
     unit = "mse"
     memory_fields = ("batch_size", "model_size", "batch size, codebook size, embedding dim or model size")
+    model_label = "a tokenizer (q4a)"
+    heading = "Question 4: Causal Transformer on Latent Space — (a) VQ-VAE reconstructions"
+    quick_seconds = {None: 136}
+    samples_artifact = "reconstructions"
+
+    def rebuild(self, config):
+        from dataclasses import fields
+
+        from ..checkpoints import CheckpointError
+
+        names = {f.name for f in fields(VQVAEConfig)}
+        try:
+            return VQVAE(VQVAEConfig(**{k: v for k, v in config.items() if k in names}))
+        except TypeError as e:
+            raise CheckpointError(f"not a VQ-VAE tokenizer config ({e})") from None
+
+    def owns_config(self, config):
+        return "n_embeddings" in config and "embedding_dim" in config   # the first tokenizers saved their VQVAEConfig alone
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ..train import evaluate
+
+        def recon(m, x):
+            x_hat = m(x)[0]
+            return F.mse_loss(x_hat, x.float().to(x_hat.device))
+
+        return evaluate(model, recon, torch.as_tensor(test), batch_size, device)
+
+    def figure_names(self, dataset):
+        return [f"{self.prefix(dataset)}_samples.png"]   # its reconstructions
+
+    def sample_levels(self, dataset):
+        return 4
+
+    def checkpoint_samples(self, model, config, entry, seed, device):
+        from .. import data
+
+        tok = VQTokenizer(model)
+        shown = data.load(entry["dataset"], version=entry.get("data_version"))[1][:50]  # the images it was trained on
+        return pairs(shown, to_images(tok.decode(tok.quantize(shown))))
 
     def memory(self, hp, dataset):
         est = memory.vqvae(min(hp["batch_size"], memory.n_train(dataset, hp["data_fraction"])), tokenizer_config(hp))
@@ -415,12 +455,31 @@ class TokenTransformerQ(Question):
     reference = {"mnist-colored": 3.083}  # the course's test loss on its colored MNIST, with its tokenizer
     students = {"mnist-colored": (2.93, 3.74), "mnist-v2": (2.85, 3.77)}   # on the course's data (spec.md)
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
+    heading = "Question 4: Causal Transformer on Latent Space — (b) Transformer on VQ tokens"
+    quick_seconds = {None: 165}
 
     def check(self, hp, dataset):
         return {**super().check(hp, dataset), **token_model_check(self, hp, dataset)}
 
     def memory(self, hp, dataset):
         return token_model_memory(hp, dataset, TOKENS, 1)
+
+    def rebuild(self, config):
+        return Transformer.from_config(config)
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ..train import evaluate
+
+        tok = load_tokenizer(config["tokenizer"], device)
+        tokens = tokenize(tok, test)
+        return evaluate(model, lambda m, s: m.loss(s), with_bos(tokens, tok.n_embeddings), batch_size, device)
+
+    def sample_levels(self, dataset):
+        return 4
+
+    def checkpoint_samples(self, model, config, entry, seed, device):
+        imgs, _ = sample_images(model, load_tokenizer(config["tokenizer"], device), N_FINAL, seed)
+        return imgs
 
     def load_data(self, dataset, hp, ctx) -> Data:
         """The images and the tokenizer that hp["tokenizer"] names."""

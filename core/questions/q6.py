@@ -374,6 +374,32 @@ def load_digit_classifier(device: str = "cpu"):
     return model, checkpoints.find(name=DIGIT_CLASSIFIER)[0]
 
 
+class DigitReader(Question):
+    """The agreement's digit classifier as a kind of shipped model (core.questions.INSTRUMENTS): no question of its
+    own (core.pretrain trains it), but its checkpoint is rebuilt and scored as a question's is."""
+    key, title = "digits", "Digit classifier"
+    datasets = DATASETS
+    unit = "nats"
+    model_label = "a digit classifier"
+
+    def rebuild(self, config):
+        from ..models.digits import DigitClassifier
+
+        return DigitClassifier(int(config["channels"]), int(config["hidden"]))
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from torch.nn.functional import cross_entropy
+
+        from ..models.digits import shape_map
+        from ..train import evaluate
+
+        xy = (shape_map(test), torch.as_tensor(labels_of(loaded[3])))   # the digits the captions name
+        return evaluate(model, lambda m, b: cross_entropy(m(b[0]), b[1]), xy, batch_size, device)
+
+
+DIGIT_READER = DigitReader()
+
+
 def agreement(model, vocab: Vocab, tokenizer, test_images, test_captions, classifier, n: int = N_AGREE,
               seed: int = 0, temperature: float = 1.0, progress=None, step_callback=None) -> dict:
     """The two agreement fractions on the first n test pairs (see the module doc); step_callback: the sampler's
@@ -435,6 +461,9 @@ class MultimodalQ(Question):
     presets = PRESETS
     unit = "nats/token"
     students = {"mnist-v2": (2.45, 3.07)}  # on the course's data (spec.md)
+    heading = "Question 6: Causal Transformer — Multimodal — (a) Text and Image Generation"
+    numbered_files = False
+    quick_seconds = {None: 248}
 
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
 
@@ -529,6 +558,48 @@ class MultimodalQ(Question):
         info = {k: v for k, v in trained.extras.items() if k not in ("vocab", "test_codes")}
         return {**self.summary(trained), "tokenizer": data.source.replace(":", " ", 1), **info, **agree,
                 "metrics": metrics}
+
+    def rebuild(self, config):
+        return Transformer.from_config(config)
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ..train import evaluate
+
+        tok = q4.load_tokenizer(config["tokenizer"], device)
+        vocab = vocab_from_config(config)
+        both = pair_layouts(vocab, q4.tokenize(tok, test), [vocab.encode(c) for c in loaded[3]])
+        return evaluate(model, loss_fn, both, batch_size, device)
+
+    # -- the write-up: the train plot and the three 3x3 panels of pairs
+    def figure_names(self, dataset):
+        p = self.prefix(dataset)
+        return [f"{p}_train_plot.png"] + [f"{p}_samples_{k}.png" for k in PANELS]
+
+    def _panel_title(self, dataset, panel):
+        return self.figure_title(dataset, f"Samples ({panel.replace('_', ' ')})")
+
+    def run_figures(self, run):
+        from .. import figures
+
+        names = self.figure_names(run.dataset)
+        out = {names[0]: super().run_figures(run)[names[0]]}
+        for name, panel in zip(names[1:], PANELS):
+            out[name] = figures.Figure(lambda p, panel=panel: figures.pairs_figure(
+                p, np.load(run.dir / f"samples_{panel}.npy"), run.artifacts()[f"samples_{panel}"]["captions"],
+                self._panel_title(run.dataset, panel)), "no final samples saved")
+        return out
+
+    def pretrained_figures(self, model, config, entry, *, seed=0, device="cpu", extra=None):
+        from .. import data, figures
+
+        ds = entry["dataset"]
+        tok = q4.load_tokenizer(config["tokenizer"], device)
+        _, test, _, test_caps = data.load(ds)
+        trained = Trained(model, config, None, {"vocab": vocab_from_config(config)})
+        panels = self.panels(trained, tok, test, test_caps, seed=seed)
+        return {name: (lambda p, panel=panel, imgs=imgs, caps=caps: figures.pairs_figure(
+                    p, imgs, caps, self._panel_title(ds, panel)))
+                for name, (panel, (imgs, caps)) in zip(self.figure_names(ds)[1:], panels.items())}
 
 
 MULTIMODAL = MultimodalQ()
