@@ -47,7 +47,7 @@ REGISTRY: dict[str, str] = {k: target for e in QUESTIONS for k, target in e.part
 
 # kinds of shipped model that are no question of their own (nothing trains them from a page): a measuring
 # instrument a question uses. They rebuild and score their checkpoints as questions do (kind, below).
-INSTRUMENTS: dict[str, str] = {"digits": "core.questions.q6:DIGIT_READER"}
+INSTRUMENTS: dict[str, str] = {"digits": "core.questions.q6.agreement:DIGIT_READER"}
 
 
 def _load(target: str):
