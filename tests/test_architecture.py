@@ -128,6 +128,9 @@ def import_graph(*folders: str) -> dict[str, set[str]]:
                     anchor = anchor[:len(anchor) - (node.level - 1)]
                     base = ".".join(anchor + ([base] if base else []))
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+                if node.level:   # a relative import names a module of ours, or it fails when it runs
+                    assert all(t in files for t in targets), f"{mod}: from {'.' * node.level}{node.module or ''} " \
+                                                             f"names no module ({targets})"
             else:
                 continue
             edges |= {t for t in map(known, targets) if t and t != mod}

@@ -117,7 +117,7 @@ class TokenizerQ(Question):
     def rebuild(self, config):
         from dataclasses import fields
 
-        from ..checkpoints import CheckpointError
+        from ...checkpoints import CheckpointError
 
         names = {f.name for f in fields(VQVAEConfig)}
         try:
@@ -129,7 +129,7 @@ class TokenizerQ(Question):
         return "n_embeddings" in config and "embedding_dim" in config   # the first tokenizers saved their VQVAEConfig alone
 
     def test_loss(self, model, config, test, loaded, device, batch_size):
-        from ..train import evaluate
+        from ...train import evaluate
 
         def recon(m, x):
             x_hat = m(x)[0]
@@ -144,7 +144,7 @@ class TokenizerQ(Question):
         return 4
 
     def checkpoint_samples(self, model, config, entry, seed, device):
-        from .. import data
+        from ... import data
 
         tok = VQTokenizer(model)
         shown = data.load(entry["dataset"], version=entry.get("data_version"))[1][:50]  # the images it was trained on
@@ -288,7 +288,7 @@ class TokenTransformerQ(Question):
         return Transformer.from_config(config)
 
     def test_loss(self, model, config, test, loaded, device, batch_size):
-        from ..train import evaluate
+        from ...train import evaluate
 
         tok = load_tokenizer(config["tokenizer"], device)
         tokens = tokenize(tok, test)

@@ -110,7 +110,7 @@ class MultimodalQ(Question):
 
     def load_data(self, dataset, hp, ctx) -> Data:
         """Images with captions ((images, captions) as train and test) and the tokenizer hp["tokenizer"] names."""
-        from .. import data
+        from ... import data
 
         xtr, xte, ctr, cte = data.load(dataset)
         found = q4.find_tokenizer(hp["tokenizer"], dataset, ctx.runs_root)
@@ -197,7 +197,7 @@ class MultimodalQ(Question):
         return Transformer.from_config(config)
 
     def test_loss(self, model, config, test, loaded, device, batch_size):
-        from ..train import evaluate
+        from ...train import evaluate
 
         tok = q4.load_tokenizer(config["tokenizer"], device)
         vocab = vocab_from_config(config)
@@ -213,7 +213,7 @@ class MultimodalQ(Question):
         return self.figure_title(dataset, f"Samples ({panel.replace('_', ' ')})")
 
     def run_figures(self, run):
-        from .. import figures
+        from ... import figures
 
         names = self.figure_names(run.dataset)
         out = {names[0]: super().run_figures(run)[names[0]]}
@@ -224,7 +224,7 @@ class MultimodalQ(Question):
         return out
 
     def pretrained_figures(self, model, config, entry, *, seed=0, device="cpu", extra=None):
-        from .. import data, figures
+        from ... import data, figures
 
         ds = entry["dataset"]
         tok = q4.load_tokenizer(config["tokenizer"], device)
