@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .context import epoch_name, parse_epoch_name
+from .viz import smooth  # noqa: F401 (compare.smooth: the pages' name for it)
 
 
 @dataclass
@@ -51,18 +52,6 @@ def by_unit(entries: list[dict], question_unit) -> dict[str, list[str]]:
     for e in entries:
         unit = (e["status"].get("result") or {}).get("unit") or question_unit(e["spec"].get("question", "?")) or "?"
         out.setdefault(unit, []).append(e["id"])
-    return out
-
-
-def smooth(values, weight: float) -> np.ndarray:
-    """Exponential moving average with debiasing (as TensorBoard's slider): weight 0 = raw, 0.99 = very smooth."""
-    if not 0 <= weight < 1:
-        raise ValueError(f"smoothing must lie in [0, 1); got {weight}")
-    v = np.asarray(values, float)
-    out, avg = np.empty_like(v), 0.0
-    for i, x in enumerate(v):
-        avg = weight * avg + (1 - weight) * x
-        out[i] = avg / (1 - weight ** (i + 1))
     return out
 
 

@@ -2,7 +2,7 @@
 
     left = time_left(events, now)   # seconds of training left, None before its first epoch ends
     text(left)                      # "about 4 min left"
-    quick_time("q2a", "shapes")     # what a page says a quick run takes, from QUICK_SECONDS (measured)
+    quick_time("q2a", "shapes")     # what a page says a quick run takes, from the question's quick_seconds (measured)
 
 From a run's events: the last "start" (how many epochs), its untrained test ("test", epoch 0, when training
 begins) and the "epoch" events after it. An epoch's cost is the wall-clock time between epoch ends, so the
@@ -49,18 +49,31 @@ def text(seconds: float | None) -> str:
 
 
 # Wall-clock seconds of each quick preset end to end (data, training, per-epoch samples, final samples) through the
-# worker on a 2-core CPU with nothing else running (bench/RESULTS.md; None = any data set). The one place pages take
-# "about N min" from. A busy machine takes several times longer: a Q2 quick run on shapes took 881 s on a 2-core box
-# shared with other training, a Q6 quick run about 8 min; the run monitor's estimate (above) follows the real pace.
-QUICK_SECONDS = {("q2a", "shapes"): 111, ("q2a", "mnist"): 249, ("q2b", "shapes-colored"): 164,
-                 ("q2b", "mnist-colored"): 146, ("q3a", "shapes"): 99, ("q3b", "shapes-colored"): 99,
-                 ("q4a", None): 136, ("q4b", None): 165, ("q6", None): 248}
+# worker on a 2-core CPU with nothing else running (bench/RESULTS.md), kept on each question (its `quick_seconds`,
+# {data set (None: any): seconds}); the one place pages take "about N min" from. A busy machine takes several times
+# longer: a Q2 quick run on shapes took 881 s on a 2-core box shared with other training, a Q6 quick run about
+# 8 min; the run monitor's estimate (above) follows the real pace.
+def __getattr__(name: str):
+    """QUICK_SECONDS: {(question, data set or None): seconds}, gathered from the questions."""
+    if name == "QUICK_SECONDS":
+        from . import questions
+
+        return {(k, ds): s for k in questions.REGISTRY for ds, s in questions.get(k).quick_seconds.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 BUSY = "several times that while the machine is busy (15 min has been seen)"
 
 
 def quick_time(question: str, dataset: str | None = None) -> str | None:
     """ "about 2 min on 2 idle CPU cores" for the quick preset of `question` on `dataset`; None when unmeasured."""
-    s = QUICK_SECONDS.get((question, dataset), QUICK_SECONDS.get((question, None)))
+    from . import questions
+
+    try:
+        measured = questions.get(question).quick_seconds
+    except KeyError:
+        return None
+    s = measured.get(dataset, measured.get(None))
     if s is None:
         return None
     return ("under a minute" if s < 60 else f"about {round(s / 60)} min") + " on 2 idle CPU cores"

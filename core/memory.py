@@ -159,13 +159,6 @@ def refuse(est: Estimate | None, batch_field: str, size_field: str, lower: str) 
                    f"activations for a batch of {est.batch}); one run may use {size(limit)} here: lower {lower}"}
 
 
-def estimate(key: str, hp: dict, dataset: str) -> Estimate | None:
-    """The estimate for question `key` with cleaned hyperparameters on `dataset` (None: it trains nothing)."""
-    from . import questions
-
-    return questions.get(key).memory(hp, dataset)
-
-
 # ------------------------------------------------------------------------------------------------ the data
 def counts(dataset: str) -> tuple[int, int]:
     """(training, test) examples of a data set."""

@@ -26,7 +26,6 @@ from .checkpoints import CheckpointError
 from .engine.runs import is_run_id
 
 RUN_FILE = "model.safetensors"
-KINDS = {"q4a": "a tokenizer (q4a)", "digits": "a digit classifier"}   # how messages name a kind of model (default: "a q2a model")
 
 
 class SourceMissing(CheckpointError):
@@ -107,8 +106,10 @@ def resolve(source: str, questions=None, dataset: str | None = None, runs_root=N
                       spec.dataset)
     what = found.label[0].upper() + found.label[1:]
     if questions and found.question not in questions:
-        wanted = " or ".join(KINDS.get(q, f"a {q} model") for q in questions)
-        raise SourceMissing(f"{what} is {KINDS.get(found.question, f'a {found.question} model')}, not {wanted}")
+        from .questions import model_label
+
+        wanted = " or ".join(model_label(q) for q in questions)
+        raise SourceMissing(f"{what} is {model_label(found.question)}, not {wanted}")
     if dataset and found.dataset != dataset:
         raise SourceMissing(f"{what} was trained on {found.dataset}, not {dataset}")
     return found
@@ -135,45 +136,29 @@ def config(source: str, runs_root=None) -> dict:
 
 
 def kind_of(config: dict) -> str:
-    """The question a config belongs to (the first tokenizers saved their VQVAEConfig alone: q4a)."""
+    """The question a config belongs to (config["question"]; an older config that names none is claimed by the
+    question whose `owns_config` recognises it, e.g. the first tokenizers, which saved their VQVAEConfig alone)."""
     if "question" in config:
         return config["question"]
-    if "n_embeddings" in config and "embedding_dim" in config:
-        return "q4a"
+    from . import questions
+
+    for key in questions.kinds():
+        if questions.kind(key).owns_config(config):
+            return key
     raise CheckpointError("the checkpoint's config does not say which model it is")
 
 
 def build(config: dict):
-    """A model with fresh weights from a saved config (one format per model; older checkpoints still load)."""
-    kind = kind_of(config)
-    if kind in ("q1a", "q1b"):
-        from .models.discrete1d import Histogram, LogisticMixture
+    """A model with fresh weights from a saved config: the question (or instrument) the config names rebuilds it
+    (its `rebuild`; one format per model, older checkpoints still load)."""
+    from . import questions
 
-        return Histogram(int(config["d"])) if kind == "q1a" else LogisticMixture(int(config["d"]), int(config["components"]))
-    if kind in ("q2a", "q2b"):
-        from .models.pixelcnn import PixelCNN
-
-        keys = ("in_channels", "n_values", "filters", "n_layers", "kernel_size", "residual", "layer_norm")
-        return PixelCNN(**{k: config[k] for k in keys}, fast=True, image_shape=tuple(config["image_shape"][:2]))
-    if kind == "q4a":
-        from dataclasses import fields
-
-        from .models.vqvae import VQVAE, VQVAEConfig
-
-        names = {f.name for f in fields(VQVAEConfig)}
-        try:
-            return VQVAE(VQVAEConfig(**{k: v for k, v in config.items() if k in names}))
-        except TypeError as e:
-            raise CheckpointError(f"not a VQ-VAE tokenizer config ({e})") from None
-    if kind in ("q3a", "q3b", "q4b", "q5", "q6"):
-        from .models.transformer import Transformer
-
-        return Transformer.from_config(config)
-    if kind == "digits":  # Q6's measuring instrument
-        from .models.digits import DigitClassifier
-
-        return DigitClassifier(int(config["channels"]), int(config["hidden"]))
-    raise CheckpointError(f"no model kind for question {kind!r}")
+    key = kind_of(config)
+    try:
+        owner = questions.kind(key)
+    except KeyError:
+        raise CheckpointError(f"no model kind for question {key!r}") from None
+    return owner.rebuild(config)
 
 
 def read(source: str, runs_root=None, questions=None, dataset: str | None = None) -> tuple[dict, dict, Found]:

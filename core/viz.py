@@ -79,13 +79,23 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
     return fig
 
 
+def smooth(values, weight: float) -> np.ndarray:
+    """Exponential moving average with debiasing (as TensorBoard's slider): weight 0 = raw, 0.99 = very smooth."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing must lie in [0, 1); got {weight}")
+    v = np.asarray(values, float)
+    out, avg = np.empty_like(v), 0.0
+    for i, x in enumerate(v):
+        avg = weight * avg + (1 - weight) * x
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
 def compare_curves(runs: list, smoothing: float = 0.0, x: str = "epoch", unit: str = "nats/dim",
                    max_points: int = 1000, log_y: bool = False):
     """Several runs on one chart: runs = [(label, core.compare.Series)], each in its own colour, its train loss
     (per minibatch, smoothed) as a thin line and its test loss per epoch as a thick line with markers.
     x: "epoch" or "seconds" (wall-clock time since the run started)."""
-    from .compare import smooth
-
     if x not in ("epoch", "seconds"):
         raise ValueError(f"x must be epoch or seconds; got {x!r}")
     go = _go()

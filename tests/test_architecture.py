@@ -36,7 +36,7 @@ def test_every_question_has_the_same_train_signature_and_contract():
 
 
 def test_questions_never_import_the_engine_and_pages_never_import_models_or_the_engine():
-    bad = [(f, m) for f, m in imports("core/questions") if re.match(r"(core\.|\.\.?)(engine|runs|worker|lab)\b", m)]
+    bad = [(f, m) for f, m in imports("core/questions") if re.match(r"(core\.|\.+)(engine|runs|worker|lab)\b", m)]
     assert bad == [], bad
     bad = [(f, m) for f, m in imports("pages") if re.match(r"core\.(models|engine|runs|worker|lab)\b", m)]
     assert bad == [], bad
@@ -77,3 +77,134 @@ def test_pages_list_and_load_models_only_through_the_model_picker():
     for name in ("q2_pixelcnn", "q3_transformer", "q5_poetry", "q6_multimodal"):
         src = (ROOT / "pages" / f"{name}.py").read_text()
         assert "ui.model_picker(" in src and "cache_resource" not in src, name
+
+
+# Modules outside core/questions that may still name a question, and why: each names one, never branches over many.
+QUESTION_KEYS_ALLOWED = {
+    # the notebook's functions (q1_a, q2_b, ...): each is one question part, and trains that part by its key
+    "core/homework.py",
+}
+
+
+def question_key_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string constant in `path` that is a question key ("q2a", "q6"), docstrings aside."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and re.fullmatch(r"q[1-9][a-z]?", node.value)]
+
+
+def test_only_the_questions_know_the_question_keys():
+    """core.sources, core.evaluate, core.report, ... find what they need on the question (core.questions); none of
+    them branches on a question key or keeps its own table of questions."""
+    found = {}
+    for p in sorted((ROOT / "core").rglob("*.py")):
+        rel = p.relative_to(ROOT).as_posix()
+        if rel.startswith("core/questions/") or rel in QUESTION_KEYS_ALLOWED:
+            continue
+        hits = question_key_literals(p)
+        if hits:
+            found[rel] = hits
+    assert found == {}, f"question keys outside core/questions (move this knowledge onto the question): {found}"
+
+
+def import_graph(*folders: str) -> dict[str, set[str]]:
+    """module -> the modules of `folders` it imports: every import statement, inside functions too, relative ones
+    resolved; `from P import name` counts as importing P.name when that is a module, else P."""
+    import ast
+
+    def name_of(p: Path) -> str:
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = {name_of(p): p for folder in folders for p in sorted((ROOT / folder).rglob("*.py"))}
+
+    def known(target: str) -> str | None:
+        while target and target not in files:
+            target = target.rpartition(".")[0]
+        return target or None
+
+    graph = {}
+    for mod, p in files.items():
+        package = mod if p.name == "__init__.py" else mod.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")
+                    anchor = anchor[:len(anchor) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+                if node.level:   # a relative import names a module of ours, or it fails when it runs
+                    assert all(t in files for t in targets), f"{mod}: from {'.' * node.level}{node.module or ''} " \
+                                                             f"names no module ({targets})"
+            else:
+                continue
+            edges |= {t for t in map(known, targets) if t and t != mod}
+        graph[mod] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles: for every strongly connected group of more than one module, one circle through it."""
+    index, low, stack, on, groups, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):   # Tarjan's algorithm
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(set(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    out = []
+    for group in groups:   # one circle: walk from the smallest member inside the group until a module repeats
+        start = min(group)
+        path, seen = [start], {start}
+        while True:
+            nxt = min(w for w in graph[path[-1]] if w in group)
+            if nxt in seen:
+                out.append(path[path.index(nxt):] + [nxt])
+                break
+            path.append(nxt)
+            seen.add(nxt)
+    return out
+
+
+def test_no_import_circles_in_core_and_ui():
+    """Imports point one way, function-level ones too: a circle means two modules that cannot be understood (or
+    loaded) one without the other."""
+    graph = import_graph("core", "ui")
+    assert "core.questions.base" in graph and "core.engine.launcher" in graph
+    found = cycles(graph)
+    assert found == [], "import circles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

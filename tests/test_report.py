@@ -102,7 +102,7 @@ def test_report_writes_summary_writeup_and_lists_what_is_missing(runs_dir, tmp_p
 
 
 def test_data_fraction_trains_on_a_share_and_says_so():
-    from core.__main__ import spec_for
+    from core.lab import spec_for
 
     s = spec_for("q3a", "mnist", "quick", 1, "cpu", 0, 0.02)
     assert s.hparams["data_fraction"] == 0.02 and s.preset == "quick, 1 epochs, 2% of the training data"

@@ -2,6 +2,7 @@
 
     runs.py       RunSpec (what to run), RunStore (the run folders and the queue), the small file helpers
     launcher.py   the seam: a Launcher starts, checks and stops a worker by a handle (LocalProcessLauncher here)
+    ray_launcher.py  the same seam on a Ray cluster; spawn.py: what both launchers share (worker module, settings)
     worker.py     python -m core.engine.worker RUN_DIR: one run in its own process (the one place the engine
                   meets the questions: it runs the question the spec names)
     device.py     which device a run uses and how many torch threads it gets

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from .. import ROOT
-from .launcher import WORKER_MODULE, LauncherUnavailable, worker_env
+from .spawn import WORKER_MODULE, LauncherUnavailable, worker_env
 
 RUNNING = ("PENDING", "RUNNING")
 STATUS_TTL_S = 1.0

@@ -1,5 +1,7 @@
 """The questions the lab teaches: ONE list, from which the registry (key -> question), the app's navigation and
-the home table are all derived. Adding a question touches its module, its page, and QUESTIONS below.
+the home table are all derived; the run engine, core.sources, core.evaluate and core.report find a question's
+model, test loss, figures and write-up heading on the question itself. Adding a question touches its module, its
+page, and QUESTIONS below.
 
 Modules are imported only when a question is asked for (`get`), so reading the list is cheap.
 """
@@ -43,16 +45,46 @@ QUESTIONS = (
 
 REGISTRY: dict[str, str] = {k: target for e in QUESTIONS for k, target in e.parts.items()}
 
+# kinds of shipped model that are no question of their own (nothing trains them from a page): a measuring
+# instrument a question uses. They rebuild and score their checkpoints as questions do (kind, below).
+INSTRUMENTS: dict[str, str] = {"digits": "core.questions.q6.agreement:DIGIT_READER"}
+
+
+def _load(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
 
 def get(key: str):
     if key not in REGISTRY:
         raise KeyError(f"unknown question {key!r} (known: {', '.join(REGISTRY)})")
-    module, attr = REGISTRY[key].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return _load(REGISTRY[key])
 
 
 def register(key: str, target: str) -> None:
     REGISTRY[key] = target
+
+
+def kind(key: str):
+    """What a checkpoint of kind `key` (its config's "question") belongs to: a question, or an instrument."""
+    if key in REGISTRY:
+        return get(key)
+    if key in INSTRUMENTS:
+        return _load(INSTRUMENTS[key])
+    raise KeyError(f"no model kind {key!r}")
+
+
+def kinds() -> list[str]:
+    """Every kind of checkpoint: the questions, then the instruments."""
+    return [*REGISTRY, *(k for k in INSTRUMENTS if k not in REGISTRY)]
+
+
+def model_label(key: str) -> str:
+    """How messages name a model of kind `key`: "a tokenizer (q4a)", "a q2a model"."""
+    try:
+        return kind(key).model_label or f"a {key} model"
+    except KeyError:
+        return f"a {key} model"
 
 
 def validate(question: str, dataset: str, hparams: dict) -> dict:

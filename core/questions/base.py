@@ -29,9 +29,28 @@ A question is a small object (one module per question, a few questions per modul
 `config` is what a checkpoint stores next to the weights; `core.sources.build(config)` rebuilds the model from it
 (config["question"] says which kind). `ctx` is a core.context.RunContext: every method exists on every context.
 
-Adding a question: write its module here (fields, presets, unit, reference, load_data, train, finish), add an
-entry to QUESTIONS in core/questions/__init__.py (its parts, its page file, one line for the home table), and
-write its page under pages/ (thin: explain, pick a data set, ui.train_panel, ui.run_monitor, its own views).
+What the rest of the lab asks of a question, each with a default here (so the question is the one place that
+knows itself; nothing outside core/questions names a question):
+
+    rebuild(config)         its model with fresh weights from a checkpoint's config (core.sources.build)
+    owns_config(config)     claims an older config that names no question (the first tokenizers)
+    test_loss(model, config, test, loaded, device, batch_size)
+                            a shipped checkpoint's loss on the test set (core.evaluate.recompute);
+                            splits_new_images: it may be scored on the new or the repeated test images only
+    model_label             how messages name its model ("a tokenizer (q4a)"; default "a q2a model")
+    quick_seconds           {data set (None: any): seconds} its quick preset took, measured (core.eta)
+    heading, course_datasets, numbered_files, has_test_loss, measures, kept_file, samples_artifact
+    figure_names(dataset), prefix(dataset), figure_title(dataset, what), sample_levels(dataset)
+    run_figures(run) -> {file name: core.figures.Figure | why missing}
+    pretrained_figures(model, config, entry, seed=, device=, extra=) -> {file name: draw(path)} | None
+    checkpoint_samples(...), loss_text(item)
+                            the write-up (core.report): its heading, data sets in the course's order, the files
+                            and how each is drawn from a finished run or a shipped checkpoint
+
+Adding a question: write its module here (fields, presets, unit, reference, load_data, train, finish, rebuild,
+and what of the write-up differs from the defaults), add an entry to QUESTIONS in core/questions/__init__.py (its
+parts, its page file, one line for the home table), and write its page under pages/ (thin: explain, pick a data
+set, ui.train_panel, ui.run_monitor, its own views).
 """
 from __future__ import annotations
 
@@ -189,6 +208,21 @@ class Question:
     # fields that name another model ("pretrained:NAME" | "run:ID" | a run id): a page may submit only models its
     # learner may use (ui.submit checks them against the runs they may see)
     source_fields: tuple[str, ...] = ()
+    # how messages name a model of this question ("a q2a model")
+    model_label: str = ""
+    # timings of its quick preset, measured (core.eta): {data set (None: any): seconds}
+    quick_seconds: dict = {}
+    # the write-up (core.report): its heading; file names carry the data set's number (False: one data set, q5_a);
+    # whether it has a test loss, and what its number is called; the saved array its samples figure shows; the
+    # file a finished run keeps that makes it reportable (None: the model, core.sources.RUN_FILE)
+    heading: str = ""
+    numbered_files: bool = True
+    has_test_loss: bool = True
+    measures: str = "Final test loss"
+    samples_artifact: str = "samples"
+    kept_file: str | None = None
+    # core.evaluate may score only the test images new to training, or only the repeated ones (Q2, Q3)
+    splits_new_images: bool = False
 
     # -- presets -----------------------------------------------------------------------------------------------
     def defaults(self) -> dict:
@@ -286,3 +320,89 @@ class Question:
         trained = self.train(data, hp, seed=spec.seed, device=ctx.device, ctx=ctx)
         ctx.save_checkpoint(trained.model, trained.config)
         return self.finish(trained, data, hp, spec, ctx)
+
+    # -- its checkpoints ------------------------------------------------------------------------------------------
+    def rebuild(self, config: dict):
+        """A model with fresh weights from a config this question's checkpoints store (core.sources.build)."""
+        from ..checkpoints import CheckpointError
+
+        raise CheckpointError(f"no model kind for question {self.key!r}")
+
+    def owns_config(self, config: dict) -> bool:
+        """Is `config`, which names no question, one of this question's (older checkpoints saved none)?"""
+        return False
+
+    def test_loss(self, model, config: dict, test, loaded: tuple, device: str, batch_size: int) -> float:
+        """The checkpoint's loss on `test` (the test set, or part of it), as training reports it (core.evaluate).
+        loaded: the data set's arrays as core.data.load gives them (captions too, for a captioned set)."""
+        raise KeyError(f"no test-loss recipe for {self.key} checkpoints")
+
+    # -- the write-up (core.report) -------------------------------------------------------------------------------
+    @property
+    def course_datasets(self) -> tuple[str, ...]:
+        """The data sets the write-up reports, in the course's order (dataset 1, dataset 2)."""
+        return self.datasets
+
+    def dset_number(self, dataset: str) -> int:
+        return self.course_datasets.index(dataset) + 1
+
+    def prefix(self, dataset: str) -> str:
+        """The course's file-name stem: q2a on shapes -> "q2_a_dset1"; a question of one data set: "q5_a"."""
+        n, part = self.key[:2], self.key[2:] or "a"
+        return f"{n}_{part}_dset{self.dset_number(dataset)}" if self.numbered_files else f"{n}_{part}"
+
+    def figure_title(self, dataset: str, what: str) -> str:
+        q = f"Q{self.key[1]}({self.key[2:] or 'a'})"
+        return f"{q} Dataset {self.dset_number(dataset)} {what}" if self.numbered_files else f"{q} {what}"
+
+    def figure_names(self, dataset: str) -> list[str]:
+        """Every file the write-up needs for this question and data set: by default its train plot and samples."""
+        p = self.prefix(dataset)
+        return [f"{p}_train_plot.png", f"{p}_samples.png"]
+
+    def sample_levels(self, dataset: str) -> int:
+        """Values per channel of the images it draws (for the samples figure)."""
+        from .. import figures
+
+        return figures.levels(dataset)
+
+    def run_figures(self, run) -> dict:
+        """The figures of a finished run (a core.figures.RunRecord): {file name: Figure, or why it cannot be made}.
+        By default its train plot and a grid of its saved `samples_artifact`. May fill run.extra."""
+        import numpy as np
+
+        from .. import figures
+
+        names, ds, out = self.figure_names(run.dataset), run.dataset, {}
+        if names[0].endswith("train_plot.png"):
+            out[names[0]] = (figures.Figure(lambda p: figures.train_plot(p, run.train, run.test,
+                                                                         self.figure_title(ds, "Train Plot"), run.unit))
+                             if run.train and run.test else "the run recorded no losses")
+        art = self.samples_artifact
+        out[names[-1]] = figures.Figure(
+            lambda p: figures.samples_figure(p, np.load(run.dir / f"{art}.npy"),
+                                             self.figure_title(ds, "Samples"), levels=self.sample_levels(ds)),
+            f"no {art} saved")
+        return out
+
+    def checkpoint_samples(self, model, config: dict, entry: dict, seed: int, device: str):
+        """Images drawn from a shipped checkpoint for the samples figure (None: it cannot draw any)."""
+        return None
+
+    def pretrained_figures(self, model, config: dict, entry: dict, *, seed: int = 0, device: str = "cpu",
+                           extra: dict | None = None) -> dict | None:
+        """The figures a shipped checkpoint (its manifest `entry`, loaded as `model`) can give: {file name: draw(path)}
+        (samples drawn here, seeded); None when it can give none. May fill `extra`."""
+        from .. import figures
+
+        ds = entry["dataset"]
+        imgs = self.checkpoint_samples(model, config, entry, seed, device)
+        if imgs is None:
+            return None
+        name = self.figure_names(ds)[-1]
+        return {name: lambda p: figures.samples_figure(p, imgs, self.figure_title(ds, "Samples"),
+                                                       levels=self.sample_levels(ds))}
+
+    def loss_text(self, item) -> str | None:
+        """What the write-up says for an item's number, when not its final test loss (None: the test loss)."""
+        return None

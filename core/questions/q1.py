@@ -75,9 +75,32 @@ class Q1(Question):
     def finish(self, trained, data, hp, spec, ctx) -> dict:
         return {**self.summary(trained), "probs": self.distribution(trained.model).tolist()}
 
+    def rebuild(self, config):
+        return self.build(int(config["d"]), config)
+
+    def figure_names(self, dataset):
+        p = self.prefix(dataset)
+        return [f"{p}_train_plot.png", f"{p}_learned_dist.png"]
+
+    def run_figures(self, run):
+        """The train plot, and the learned distribution over the training values."""
+        from .. import data, figures
+
+        names = self.figure_names(run.dataset)
+        out = {names[0]: super().run_figures(run)[names[0]]}
+        probs = run.result.get("probs")
+        if probs:
+            train_data, _ = data.load(run.dataset)
+            out[names[1]] = figures.Figure(lambda p: figures.learned_dist(
+                p, train_data, probs, self.figure_title(run.dataset, "Learned Distribution")))
+        else:
+            out[names[1]] = "the run has no learned distribution (not finished)"
+        return out
+
 
 class HistogramQ(Q1):
     key, title = "q1a", "Histogram"
+    heading = "Question 1: 1D Data — (a) Fitting a Histogram"
     reference = {"1d-1": 2.562}   # the course's final test loss (nats/dim)
     students = {"1d-1": (2.537, 2.614), "1d-2": (3.656, 3.735)}   # what students reached (spec.md)
     fields = COMMON
@@ -88,6 +111,7 @@ class HistogramQ(Q1):
 
 class MixtureQ(Q1):
     key, title = "q1b", "Mixture of logistics"
+    heading = "Question 1: 1D Data — (b) Fitting Discretized Mixture of Logistics"
     reference = {"1d-1": 2.555}
     students = {"1d-1": (2.542, 2.550), "1d-2": (3.654, 3.700)}
     fields = COMMON + (Field("components", 4, 1, 50, help="number of logistic components"),)

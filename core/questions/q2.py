@@ -122,6 +122,7 @@ def receptive_map(layers: int, kernel_size: int, H: int, W: int, row: int, col: 
 class PixelCNNQ(Question):
     n_values, residual, depth = 2, False, "layers"
     unit = "nats/dim"
+    splits_new_images = True
 
     def check(self, hp, dataset):
         shape, n = IMAGES[dataset]
@@ -142,6 +143,18 @@ class PixelCNNQ(Question):
         return PixelCNN(in_channels=shape[2], n_values=self.n_values, filters=hp["filters"],
                         n_layers=hp[self.depth], kernel_size=hp["kernel_size"], residual=self.residual,
                         layer_norm=hp.get("layer_norm", False), fast=hp["fast"], image_shape=shape[:2])
+
+    def rebuild(self, config):
+        keys = ("in_channels", "n_values", "filters", "n_layers", "kernel_size", "residual", "layer_norm")
+        return PixelCNN(**{k: config[k] for k in keys}, fast=True, image_shape=tuple(config["image_shape"][:2]))
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ..train import evaluate
+
+        return evaluate(model, loss, torch.as_tensor(test), batch_size, device)
+
+    def checkpoint_samples(self, model, config, entry, seed, device):
+        return self.final_samples(model, data.image_shape(entry["dataset"]), seed)
 
     def config(self, model: PixelCNN, shape) -> dict:
         return {"question": self.key, "image_shape": list(shape), **model.config}
@@ -194,6 +207,8 @@ class PixelCNNQ(Question):
 
 class BinaryQ(PixelCNNQ):
     key, title = "q2a", "PixelCNN (binary)"
+    heading = "Question 2: PixelCNNs — (a) PixelCNNs on Shapes and MNIST"
+    quick_seconds = {"shapes": 111, "mnist": 249}
     datasets = ("shapes", "mnist")
     reference = {"shapes": 0.0420}   # the course's final test loss (nats/dim)
     students = {"shapes": (0.034, 0.061), "mnist": (0.0755, 0.0790)}   # what students reached (spec.md)
@@ -210,6 +225,8 @@ class BinaryQ(PixelCNNQ):
 
 class ColourQ(PixelCNNQ):
     key, title = "q2b", "PixelCNN (colour)"
+    heading = "Question 2: PixelCNNs — (b) PixelCNNs on Colored Shapes and MNIST: Independent Color Channels"
+    quick_seconds = {"shapes-colored": 164, "mnist-colored": 146}
     datasets = ("shapes-colored", "mnist-colored")
     n_values, residual, depth = 4, True, "blocks"
     reference = {"shapes-colored": 0.0444}

@@ -231,6 +231,7 @@ def pixel_loss(model, seq):
 class IGPT(Question):
     fields = FIELDS
     presets = PRESETS
+    splits_new_images = True
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
 
     def check(self, hp, dataset):
@@ -291,9 +292,22 @@ class IGPT(Question):
         return {**out, "nats_per_subpixel": out["test_loss"] / shape[-1], "sample_seconds": time.time() - t0,
                 "n_train_images": trained.extras["n_train_images"], "tokens_per_image": shape[1] * shape[2]}
 
+    def rebuild(self, config):
+        return Transformer.from_config(config)
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ..train import evaluate
+
+        return evaluate(model, pixel_loss, encode(test), batch_size, device)
+
+    def checkpoint_samples(self, model, config, entry, seed, device):
+        return generate(model, config, N_FINAL, seed=seed)
+
 
 class BinaryQ(IGPT):
     key, title = "q3a", "iGPT · binary"
+    heading = "Question 3: Causal Transformer — (a) iGPT on Shapes and MNIST"
+    quick_seconds = {"shapes": 99}
     datasets = BINARY_SETS
     reference = {"shapes": 0.0397}   # the course's final test loss (nats/dim = nats per pixel token)
     students = {"shapes": (0.032, 0.041), "mnist": (0.0719, 0.085)}   # what students reached (spec.md)
@@ -301,6 +315,8 @@ class BinaryQ(IGPT):
 
 class ColourQ(IGPT):
     key, title = "q3b", "iGPT · colour"
+    heading = "Question 3: Causal Transformer — (b) iGPT on Colored Shapes and MNIST"
+    quick_seconds = {"shapes-colored": 99}
     datasets = COLOUR_SETS
     unit = "nats/token"              # per pixel token of 64 values, as the course reports Q3b
     reference = {"shapes-colored": 0.0541}
@@ -327,6 +343,10 @@ def race_threads(device: str) -> int | None:
 class RaceQ(Question):
     """Sampling only: needs a checkpoint, no training data."""
     key, title = "q3c", "KV-cache race"
+    heading = "Question 3: Causal Transformer — (c) K, V Caching for Improved Inference"
+    course_datasets = COLOUR_SETS    # the write-up races on the coloured sets
+    has_test_loss, measures = False, "Sampling time"
+    kept_file = "timings.json"       # a race keeps timings, not a model
     source_fields = ("checkpoint",)
     datasets = COLOUR_SETS + BINARY_SETS
     fields = (
@@ -410,6 +430,39 @@ class RaceQ(Question):
         tu, tc = sum(out["times_uncached"]), sum(out["times_cached"])
         return {"seconds_uncached": tu, "seconds_cached": tc, "speedup": tu / tc, "identical": out["identical"],
                 "n_samples": n, "steps": steps, "source": src}
+
+    # -- the write-up: the timing plot and both samplers' images; its number is the sampling time
+    def figure_names(self, dataset):
+        n = self.dset_number(dataset)
+        return [f"q3_c_dset{n}_timing_plot.png", f"q3_c_no_cache_dset{n}_samples.png",
+                f"q3_c_with_cache_dset{n}_samples.png"]
+
+    def run_figures(self, run):
+        import json
+
+        from .. import figures
+
+        names, n = self.figure_names(run.dataset), self.dset_number(run.dataset)
+        path = run.dir / "timings.json"
+        t = json.loads(path.read_text()) if path.exists() else None
+        out = {}
+        if t:
+            run.extra.update({"seconds_uncached": sum(t["uncached"]), "seconds_cached": sum(t["cached"]),
+                              "speedup": sum(t["uncached"]) / max(sum(t["cached"]), 1e-12)})
+            out[names[0]] = figures.Figure(lambda p: figures.timing_plot(p, t["uncached"], t["cached"],
+                                                                         f"Q3(c) Dataset {n} Timing Plot"))
+        else:
+            out[names[0]] = "the race has no timings (not finished)"
+        for name, art in zip(names[1:], ("no_cache", "with_cache")):
+            out[name] = figures.Figure(lambda p, name=name, art=art: figures.samples_figure(
+                p, np.load(run.dir / f"{art}.npy"), name[:-4].replace("_", " "), levels=figures.levels(run.dataset)),
+                "no samples saved")
+        return out
+
+    def loss_text(self, item):
+        s = item.extra
+        return (f"{s['seconds_uncached']:.2f} s without the cache, {s['seconds_cached']:.2f} s with it "
+                f"({s['speedup']:.1f}x)") if s else "**not measured yet**"
 
 
 BINARY, COLOUR, RACE = BinaryQ(), ColourQ(), RaceQ()

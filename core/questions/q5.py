@@ -154,6 +154,8 @@ class PoetryQ(Question):
     presets = PRESETS
     unit = "nats/char"
     students = {"poetry": (1.60, 2.13)}   # final test losses students reached on the original set
+    heading = "Question 5: Causal Transformer on Text — (a) Poetry"
+    numbered_files = False
 
     memory_fields = ("batch_size", "d_model", "batch size, context, d_model or layers")
 
@@ -214,6 +216,41 @@ class PoetryQ(Question):
         ctx.emit("artifact", kind="text", name="samples", epoch=hp["epochs"], texts=samples, final=True)
         info = {k: v for k, v in trained.extras.items() if k != "tokenizer"}
         return {**self.summary(trained), "ln_vocab": math.log(tok.vocab_size), "samples": samples, **info}
+
+    def rebuild(self, config):
+        return Transformer.from_config(config)
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ..train import evaluate
+
+        rows = poem_windows(tokenizer_from_config(config), test, int(config.get("block_size") or config["context"]),
+                            PAD)
+        return evaluate(model, loss_fn, rows, 64, device)
+
+    # -- the write-up: the train plot and the final poems, as text
+    def _samples_figure(self, dataset, texts):
+        from .. import figures
+
+        return lambda p: figures.text_figure(p, texts, self.figure_title(dataset, "Samples"))
+
+    def run_figures(self, run):
+        from .. import figures
+
+        names = self.figure_names(run.dataset)
+        out = {names[0]: super().run_figures(run)[names[0]]}
+        texts = run.result.get("samples")
+        if texts:
+            run.extra["samples"] = texts
+            out[names[1]] = figures.Figure(self._samples_figure(run.dataset, texts))
+        else:
+            out[names[1]] = "the run wrote no final samples"
+        return out
+
+    def pretrained_figures(self, model, config, entry, *, seed=0, device="cpu", extra=None):
+        texts, _ = generate(model, tokenizer_from_config(config), N_FINAL, FINAL_LEN, seed=seed)
+        if extra is not None:
+            extra["samples"] = texts
+        return {self.figure_names(entry["dataset"])[1]: self._samples_figure(entry["dataset"], texts)}
 
 
 POETRY = PoetryQ()

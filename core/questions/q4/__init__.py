@@ -12,6 +12,9 @@ q4b ("Token transformer") tokenizes the data set once with a tokenizer — "pret
 folder, then trains the shared transformer on <bos> + 49 tokens (vocab = K + 1, <bos> = id K). Loss in nats
 per token (an untrained model gives ≈ ln(K + 1); the course's reference is 3.083 on its colored MNIST).
 Samples never contain <bos> and are decoded to images by the same tokenizer.
+
+Here: the two questions. Beside them: tokens.py (images <-> tokens, finding and loading a tokenizer) and
+codebook_lab.py (the page's codebook lab); their names are re-exported here (q4.tokenize, q4.lab_curve, ...).
 """
 from __future__ import annotations
 
@@ -22,161 +25,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import memory, sources
-from ..context import RunContext, epoch_name
-from ..models.transformer import Transformer, forbid, sample
-from ..models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
-from ..train import TrainConfig, fit, stop_check, subset
-from .base import Data, Field, Question, Trained, transformer_check, transformer_fields
+from ... import memory, sources
+from ...context import RunContext, epoch_name
+from ...models.transformer import Transformer, forbid, sample
+from ...models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
+from ...train import TrainConfig, fit, stop_check, subset
+from ..base import Data, Field, Question, Trained, transformer_check, transformer_fields
+from .codebook_lab import LAB_METHODS, lab_curve, lab_error, lab_tokenizer, lab_usage, token_picture  # noqa: F401
+from .tokens import (IMAGE_SHAPE, TOKENS, TokenizerMissing, available_tokenizers, check_images,  # noqa: F401
+                     find_tokenizer, load_tokenizer, pairs, pretrained_tokenizer_name, to_images, tokenize,
+                     tokenize_parts, tokenizer_config, tokenizer_source, with_bos)
 
 DATASETS = ("mnist-colored", "mnist-v2")
-IMAGE_SHAPE = (28, 28, 3)
-TOKENS = 49            # a 7x7 grid per image
 N_FINAL = 100          # the deliverable: 100 samples as a 10x10 grid
 PREVIEW = 20           # test images in each epoch's reconstruction preview
-
-
-def pretrained_tokenizer_name(dataset: str) -> str:
-    return f"vqvae-{dataset}"
-
-
-class TokenizerMissing(sources.SourceMissing):
-    """The tokenizer asked for does not exist (not shipped, no such run, not finished, wrong data set)."""
-
-
-# ----------------------------------------------------------------------------------------------- shared helpers
-def check_images(x, what: str = "images") -> np.ndarray:
-    """(N,28,28,3) numbers in 0..3 -> uint8; anything else raises a ValueError saying what is wrong."""
-    x = np.asarray(x)
-    if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"{what} must have shape (N, 28, 28, 3) (28x28 colour images); got {x.shape}")
-    if len(x) == 0:
-        raise ValueError(f"{what} are empty")
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == bool:
-        raise ValueError(f"{what} must hold numbers in 0..3; got dtype {x.dtype}")
-    lo, hi = x.min(), x.max()
-    if not (0 <= lo and hi <= 3):
-        raise ValueError(f"{what} values must lie in 0..3 (2 bits per channel); got {lo}..{hi}")
-    if np.issubdtype(x.dtype, np.floating) and not np.array_equal(x, np.round(x)):
-        raise ValueError(f"{what} must hold whole numbers 0..3")
-    return x.astype(np.uint8, copy=False)
-
-
-def to_images(x_hat) -> np.ndarray:
-    """Decoder outputs (~0..3 floats) -> uint8 images in 0..3."""
-    return np.clip(np.rint(np.asarray(x_hat)), 0, 3).astype(np.uint8)
-
-
-def pairs(originals, reconstructions, ncols: int = 10) -> np.ndarray:
-    """Interleave rows: ncols originals, then their reconstructions, and so on -> (2N,H,W,C)."""
-    rows = []
-    for i in range(0, len(originals), ncols):
-        rows += [originals[i:i + ncols], reconstructions[i:i + ncols]]
-    return np.concatenate(rows)
-
-
-# ----------------------------------------------------------------------------------------------- tokenizers
-def tokenizer_config(hp: dict) -> VQVAEConfig:
-    return VQVAEConfig.preset(hp["model_size"], n_embeddings=int(hp["n_embeddings"]),
-                              embedding_dim=int(hp["embedding_dim"]), ema_decay=0.99 if hp["ema"] else 0.0)
-
-
-def tokenizer_source(value: str, dataset: str | None) -> str:
-    """The `tokenizer` field's value -> a model source: "pretrained" (or empty) is the one shipped for the data
-    set; anything else (a source, a shipped name, a run id) is passed on."""
-    value = (value or "").strip()
-    if value in ("", "pretrained"):
-        if dataset is None:
-            raise TokenizerMissing("say which data set's pretrained tokenizer to use")
-        return f"pretrained:{pretrained_tokenizer_name(dataset)}"
-    return value
-
-
-def find_tokenizer(value: str, dataset: str | None = None, runs_root=None) -> sources.Found:
-    """Where the tokenizer `value` names lives (a q4a model, of `dataset` when given). Raises TokenizerMissing
-    with a message that says what to do."""
-    try:
-        return sources.resolve(tokenizer_source(value, dataset), "q4a", dataset, runs_root)
-    except sources.SourceMissing as e:
-        if (value or "").strip() in ("", "pretrained"):
-            raise TokenizerMissing(f"no pretrained tokenizer shipped for {dataset} yet — train one on the "
-                                   f"Tokenizer tab first, then give its run id here") from None
-        raise TokenizerMissing(f"{e} (train a tokenizer on the Tokenizer tab and give its run id)") from None
-
-
-def load_tokenizer(value: str, device: str = "cpu", dataset: str | None = None, runs_root=None) -> VQTokenizer:
-    """A frozen VQTokenizer from "pretrained" (with `dataset`), a source, a shipped q4a name or a q4a run id."""
-    found = find_tokenizer(str(value), dataset, runs_root)
-    model, _ = sources.load(found.source, device, runs_root, questions="q4a")
-    return VQTokenizer(model)
-
-
-def available_tokenizers(dataset: str, runs_root=None, owner: str | None = None) -> list[tuple[str, str]]:
-    """[(value for the `tokenizer` field, label)] for this data set: the shipped one, then finished q4a runs (those
-    `owner` may see; None = all)."""
-    default = pretrained_tokenizer_name(dataset)
-    shipped = sorted(sources.shipped("q4a", dataset), key=lambda e: e["name"] != default)
-    out = [("pretrained" if e["name"] == default else e["name"], f"pretrained ({e['name']})") for e in shipped]
-    for r in sources.finished_runs("q4a", dataset, runs_root, owner=owner):
-        res = r["status"].get("result") or {}
-        mse = f", test MSE {res['test_mse']:.3f}" if "test_mse" in res else ""
-        out.append((r["id"], f"run {r['id']} (K={r['spec']['hparams'].get('n_embeddings')}{mse})"))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------- the codebook lab
-LAB_METHODS = ("most_used", "kmeans")
-
-
-def lab_usage(tok: VQTokenizer, z_e: torch.Tensor) -> np.ndarray:
-    """(K,) how often each code is chosen for encoder outputs z_e (B,7,7,D)."""
-    return np.bincount(tok.quantize_latents(z_e).cpu().numpy().ravel(), minlength=tok.n_embeddings)
-
-
-def lab_tokenizer(tok: VQTokenizer, z_usage: torch.Tensor, k: int | None = None, method: str = "most_used",
-                  off=(), scale: float = 0.0, seed: int = 0, usage: np.ndarray | None = None) -> VQTokenizer:
-    """The codebook lab's edit, in this order: switch the codes `off` off; shrink to k codes ("most_used" keeps
-    the k codes used most on z_usage, indices unchanged; "kmeans" makes k new codes, renumbered 0..k-1); add
-    noise of `scale` x the codebook's rms to every code. The original tokenizer is never changed.
-    usage: lab_usage of the tokenizer with `off` switched off, if already counted."""
-    from .. import codebook as cb
-
-    if method not in LAB_METHODS:
-        raise ValueError(f"method must be one of {', '.join(LAB_METHODS)}; got {method!r}")
-    out = cb.switch_off(tok, list(off)) if len(off) else tok
-    if k is not None and (isinstance(k, bool) or int(k) != k or not 1 <= int(k) <= out.n_active):
-        raise ValueError(f"K must lie in 1..{out.n_active} (the codes still switched on); got {k}")
-    if k is not None and int(k) < out.n_active:
-        usage = lab_usage(out, z_usage) if usage is None else usage
-        out = (cb.keep_most_used(out, None, int(k), usage=usage) if method == "most_used"
-               else cb.kmeans_shrink(out, None, int(k), seed=seed, usage=usage))
-    return cb.perturb(out, scale, seed) if scale > 0 else out
-
-
-def lab_error(tok: VQTokenizer, images, z_e: torch.Tensor) -> dict:
-    """Reconstruction error of the images (z_e: their encoder outputs): mse (0..3 scale), wrong (pixel share)."""
-    from .. import codebook as cb
-
-    return cb.reconstruction_error(tok, images, z_e)
-
-
-def lab_curve(tok: VQTokenizer, z_usage, images, z_eval, ks, method="most_used", off=(), scale=0.0,
-              seed=0) -> list[dict]:
-    """Rate-distortion: for each K, the lab's edit with that K -> {k, bits (49 log2 K), mse, wrong}."""
-    from .. import codebook as cb
-
-    usage = lab_usage(cb.switch_off(tok, list(off)) if len(off) else tok, z_usage)  # the same for every K
-    rows = []
-    for k in ks:
-        t = lab_tokenizer(tok, z_usage, k, method, off, scale, seed, usage)
-        rows.append({"k": int(k), "bits": TOKENS * math.log2(k), **lab_error(t, images, z_eval)})
-    return rows
-
-
-def token_picture(idx, n_codes: int, cell: int = 4) -> np.ndarray:
-    """Token grids (B,7,7) -> uint8 RGB (B,7*cell,7*cell,3): one fixed random colour per code index."""
-    palette = np.random.default_rng(1234).integers(30, 256, (n_codes, 3)).astype(np.uint8)
-    return palette[np.asarray(idx)].repeat(cell, 1).repeat(cell, 2)
 
 
 # ----------------------------------------------------------------------------------------------- q4a: the tokenizer
@@ -247,6 +109,46 @@ class TokenizerQ(Question):
     presets = A_PRESETS
     unit = "mse"
     memory_fields = ("batch_size", "model_size", "batch size, codebook size, embedding dim or model size")
+    model_label = "a tokenizer (q4a)"
+    heading = "Question 4: Causal Transformer on Latent Space — (a) VQ-VAE reconstructions"
+    quick_seconds = {None: 136}
+    samples_artifact = "reconstructions"
+
+    def rebuild(self, config):
+        from dataclasses import fields
+
+        from ...checkpoints import CheckpointError
+
+        names = {f.name for f in fields(VQVAEConfig)}
+        try:
+            return VQVAE(VQVAEConfig(**{k: v for k, v in config.items() if k in names}))
+        except TypeError as e:
+            raise CheckpointError(f"not a VQ-VAE tokenizer config ({e})") from None
+
+    def owns_config(self, config):
+        return "n_embeddings" in config and "embedding_dim" in config   # the first tokenizers saved their VQVAEConfig alone
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ...train import evaluate
+
+        def recon(m, x):
+            x_hat = m(x)[0]
+            return F.mse_loss(x_hat, x.float().to(x_hat.device))
+
+        return evaluate(model, recon, torch.as_tensor(test), batch_size, device)
+
+    def figure_names(self, dataset):
+        return [f"{self.prefix(dataset)}_samples.png"]   # its reconstructions
+
+    def sample_levels(self, dataset):
+        return 4
+
+    def checkpoint_samples(self, model, config, entry, seed, device):
+        from ... import data
+
+        tok = VQTokenizer(model)
+        shown = data.load(entry["dataset"], version=entry.get("data_version"))[1][:50]  # the images it was trained on
+        return pairs(shown, to_images(tok.decode(tok.quantize(shown))))
 
     def memory(self, hp, dataset):
         est = memory.vqvae(min(hp["batch_size"], memory.n_train(dataset, hp["data_fraction"])), tokenizer_config(hp))
@@ -313,42 +215,6 @@ B_PRESETS = {  # the first is the default on a CPU, homework on a GPU
 }
 
 
-def tokenize(vqvae, images, batch_size: int = 1000, progress=None, check=None) -> np.ndarray:
-    """images (N,28,28,3) -> (N,49) int64 token ids in 0..K-1, in batches; progress(frac) after each;
-    check() before each (e.g. core.train.stop_check: raises to stop)."""
-    out = []
-    for i in range(0, len(images), batch_size):
-        if check is not None:
-            check()
-        z = np.asarray(vqvae.quantize(images[i:i + batch_size]))
-        if z.shape != (len(images[i:i + batch_size]), 7, 7):
-            raise ValueError(f"vqvae.quantize must return (B, 7, 7) indices; got {z.shape}")
-        out.append(z.reshape(len(z), TOKENS).astype(np.int64))
-        if progress is not None:
-            progress(min(i + batch_size, len(images)) / len(images))
-    tokens = np.concatenate(out)
-    if tokens.min() < 0 or tokens.max() >= vqvae.n_embeddings:
-        raise ValueError(f"token ids must lie in 0..{vqvae.n_embeddings - 1}; got {tokens.min()}..{tokens.max()}")
-    return tokens
-
-
-def tokenize_parts(vqvae, parts: dict, ctx: RunContext) -> dict:
-    """{part: images} -> {part: (N,49) tokens}, with progress; kept as tokens_<part>.npy in the run folder (when the
-    context has one), so a restarted run does not tokenize again."""
-    tokens = {}
-    for i, (part, x) in enumerate(parts.items()):
-        path = ctx.path(f"tokens_{part}.npy")
-        if path is not None and path.exists():
-            tokens[part] = np.load(path)
-            continue
-        what = f"tokenizing the {part} images"
-        tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, what=what: ctx.progress((i + f) / len(parts), what),
-                                check=stop_check(ctx, what))
-        if path is not None:
-            np.save(path, tokens[part])
-    return tokens
-
-
 def token_model_check(q: Question, hp: dict, dataset: str) -> dict:
     """The cross-field checks of a transformer over a tokenizer's tokens (q4b, q6): heads divide d_model, and the
     tokenizer named exists for the data set."""
@@ -373,12 +239,6 @@ def token_model_memory(hp: dict, dataset: str, tokens: int, vocab_extra: int) ->
     est.activations = max(est.activations, memory.tokenizing(K))
     est.data = memory.images_bytes(dataset) + 16 * (tokens + 1) * sum(memory.counts(dataset))   # + their tokens
     return est
-
-
-def with_bos(tokens: np.ndarray, bos: int) -> torch.Tensor:
-    """(N,49) -> (N,50) long tensor starting with <bos>."""
-    t = torch.as_tensor(tokens, dtype=torch.long)
-    return torch.cat([torch.full((len(t), 1), bos, dtype=torch.long), t], 1)
 
 
 def transformer_config(hp: dict, n_embeddings: int) -> dict:
@@ -415,12 +275,31 @@ class TokenTransformerQ(Question):
     reference = {"mnist-colored": 3.083}  # the course's test loss on its colored MNIST, with its tokenizer
     students = {"mnist-colored": (2.93, 3.74), "mnist-v2": (2.85, 3.77)}   # on the course's data (spec.md)
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
+    heading = "Question 4: Causal Transformer on Latent Space — (b) Transformer on VQ tokens"
+    quick_seconds = {None: 165}
 
     def check(self, hp, dataset):
         return {**super().check(hp, dataset), **token_model_check(self, hp, dataset)}
 
     def memory(self, hp, dataset):
         return token_model_memory(hp, dataset, TOKENS, 1)
+
+    def rebuild(self, config):
+        return Transformer.from_config(config)
+
+    def test_loss(self, model, config, test, loaded, device, batch_size):
+        from ...train import evaluate
+
+        tok = load_tokenizer(config["tokenizer"], device)
+        tokens = tokenize(tok, test)
+        return evaluate(model, lambda m, s: m.loss(s), with_bos(tokens, tok.n_embeddings), batch_size, device)
+
+    def sample_levels(self, dataset):
+        return 4
+
+    def checkpoint_samples(self, model, config, entry, seed, device):
+        imgs, _ = sample_images(model, load_tokenizer(config["tokenizer"], device), N_FINAL, seed)
+        return imgs
 
     def load_data(self, dataset, hp, ctx) -> Data:
         """The images and the tokenizer that hp["tokenizer"] names."""

@@ -1,0 +1,150 @@
+"""Q4's tokens: 28x28x3 images in 0..3 <-> 7x7 grids of codebook indices, and where a tokenizer comes from.
+
+    load_tokenizer("pretrained", dataset="mnist-v2")   # the shipped one; or a source, a shipped name, a run id
+    tokenize(tokenizer, images) -> (N, 49) token ids; with_bos(tokens, K) -> (N, 50), <bos> = K
+
+Shared by Q4b, Q6, the Q4 page and the codebook lab.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ... import sources
+from ...context import RunContext
+from ...models.vqvae import VQTokenizer, VQVAEConfig
+from ...train import stop_check
+
+IMAGE_SHAPE = (28, 28, 3)
+TOKENS = 49            # a 7x7 grid per image
+
+
+def pretrained_tokenizer_name(dataset: str) -> str:
+    return f"vqvae-{dataset}"
+
+
+class TokenizerMissing(sources.SourceMissing):
+    """The tokenizer asked for does not exist (not shipped, no such run, not finished, wrong data set)."""
+
+
+# ----------------------------------------------------------------------------------------------- shared helpers
+def check_images(x, what: str = "images") -> np.ndarray:
+    """(N,28,28,3) numbers in 0..3 -> uint8; anything else raises a ValueError saying what is wrong."""
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"{what} must have shape (N, 28, 28, 3) (28x28 colour images); got {x.shape}")
+    if len(x) == 0:
+        raise ValueError(f"{what} are empty")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == bool:
+        raise ValueError(f"{what} must hold numbers in 0..3; got dtype {x.dtype}")
+    lo, hi = x.min(), x.max()
+    if not (0 <= lo and hi <= 3):
+        raise ValueError(f"{what} values must lie in 0..3 (2 bits per channel); got {lo}..{hi}")
+    if np.issubdtype(x.dtype, np.floating) and not np.array_equal(x, np.round(x)):
+        raise ValueError(f"{what} must hold whole numbers 0..3")
+    return x.astype(np.uint8, copy=False)
+
+
+def to_images(x_hat) -> np.ndarray:
+    """Decoder outputs (~0..3 floats) -> uint8 images in 0..3."""
+    return np.clip(np.rint(np.asarray(x_hat)), 0, 3).astype(np.uint8)
+
+
+def pairs(originals, reconstructions, ncols: int = 10) -> np.ndarray:
+    """Interleave rows: ncols originals, then their reconstructions, and so on -> (2N,H,W,C)."""
+    rows = []
+    for i in range(0, len(originals), ncols):
+        rows += [originals[i:i + ncols], reconstructions[i:i + ncols]]
+    return np.concatenate(rows)
+
+
+# ----------------------------------------------------------------------------------------------- tokenizers
+def tokenizer_config(hp: dict) -> VQVAEConfig:
+    return VQVAEConfig.preset(hp["model_size"], n_embeddings=int(hp["n_embeddings"]),
+                              embedding_dim=int(hp["embedding_dim"]), ema_decay=0.99 if hp["ema"] else 0.0)
+
+
+def tokenizer_source(value: str, dataset: str | None) -> str:
+    """The `tokenizer` field's value -> a model source: "pretrained" (or empty) is the one shipped for the data
+    set; anything else (a source, a shipped name, a run id) is passed on."""
+    value = (value or "").strip()
+    if value in ("", "pretrained"):
+        if dataset is None:
+            raise TokenizerMissing("say which data set's pretrained tokenizer to use")
+        return f"pretrained:{pretrained_tokenizer_name(dataset)}"
+    return value
+
+
+def find_tokenizer(value: str, dataset: str | None = None, runs_root=None) -> sources.Found:
+    """Where the tokenizer `value` names lives (a q4a model, of `dataset` when given). Raises TokenizerMissing
+    with a message that says what to do."""
+    try:
+        return sources.resolve(tokenizer_source(value, dataset), "q4a", dataset, runs_root)
+    except sources.SourceMissing as e:
+        if (value or "").strip() in ("", "pretrained"):
+            raise TokenizerMissing(f"no pretrained tokenizer shipped for {dataset} yet — train one on the "
+                                   f"Tokenizer tab first, then give its run id here") from None
+        raise TokenizerMissing(f"{e} (train a tokenizer on the Tokenizer tab and give its run id)") from None
+
+
+def load_tokenizer(value: str, device: str = "cpu", dataset: str | None = None, runs_root=None) -> VQTokenizer:
+    """A frozen VQTokenizer from "pretrained" (with `dataset`), a source, a shipped q4a name or a q4a run id."""
+    found = find_tokenizer(str(value), dataset, runs_root)
+    model, _ = sources.load(found.source, device, runs_root, questions="q4a")
+    return VQTokenizer(model)
+
+
+def available_tokenizers(dataset: str, runs_root=None, owner: str | None = None) -> list[tuple[str, str]]:
+    """[(value for the `tokenizer` field, label)] for this data set: the shipped one, then finished q4a runs (those
+    `owner` may see; None = all)."""
+    default = pretrained_tokenizer_name(dataset)
+    shipped = sorted(sources.shipped("q4a", dataset), key=lambda e: e["name"] != default)
+    out = [("pretrained" if e["name"] == default else e["name"], f"pretrained ({e['name']})") for e in shipped]
+    for r in sources.finished_runs("q4a", dataset, runs_root, owner=owner):
+        res = r["status"].get("result") or {}
+        mse = f", test MSE {res['test_mse']:.3f}" if "test_mse" in res else ""
+        out.append((r["id"], f"run {r['id']} (K={r['spec']['hparams'].get('n_embeddings')}{mse})"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+def tokenize(vqvae, images, batch_size: int = 1000, progress=None, check=None) -> np.ndarray:
+    """images (N,28,28,3) -> (N,49) int64 token ids in 0..K-1, in batches; progress(frac) after each;
+    check() before each (e.g. core.train.stop_check: raises to stop)."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        if check is not None:
+            check()
+        z = np.asarray(vqvae.quantize(images[i:i + batch_size]))
+        if z.shape != (len(images[i:i + batch_size]), 7, 7):
+            raise ValueError(f"vqvae.quantize must return (B, 7, 7) indices; got {z.shape}")
+        out.append(z.reshape(len(z), TOKENS).astype(np.int64))
+        if progress is not None:
+            progress(min(i + batch_size, len(images)) / len(images))
+    tokens = np.concatenate(out)
+    if tokens.min() < 0 or tokens.max() >= vqvae.n_embeddings:
+        raise ValueError(f"token ids must lie in 0..{vqvae.n_embeddings - 1}; got {tokens.min()}..{tokens.max()}")
+    return tokens
+
+
+def tokenize_parts(vqvae, parts: dict, ctx: RunContext) -> dict:
+    """{part: images} -> {part: (N,49) tokens}, with progress; kept as tokens_<part>.npy in the run folder (when the
+    context has one), so a restarted run does not tokenize again."""
+    tokens = {}
+    for i, (part, x) in enumerate(parts.items()):
+        path = ctx.path(f"tokens_{part}.npy")
+        if path is not None and path.exists():
+            tokens[part] = np.load(path)
+            continue
+        what = f"tokenizing the {part} images"
+        tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, what=what: ctx.progress((i + f) / len(parts), what),
+                                check=stop_check(ctx, what))
+        if path is not None:
+            np.save(path, tokens[part])
+    return tokens
+
+
+def with_bos(tokens: np.ndarray, bos: int) -> torch.Tensor:
+    """(N,49) -> (N,50) long tensor starting with <bos>."""
+    t = torch.as_tensor(tokens, dtype=torch.long)
+    return torch.cat([torch.full((len(t), 1), bos, dtype=torch.long), t], 1)
