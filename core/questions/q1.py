@@ -23,7 +23,7 @@ COMMON = (
 )
 PRESETS = {
     # chosen on a validation split of the TRAINING values (the last 20%), never on the test set, as the setting
-    # with the best mean rank over both models and both sets (bench/q1_tune.py, bench/RESULTS.md)
+    # with the best mean rank over both models and both sets (python -m bench.studies.q1_tune, bench/RESULTS.md)
     "homework": {"epochs": 60, "lr": 0.02},
     "quick": {"epochs": 10, "batch_size": 128, "lr": 0.1},
 }
