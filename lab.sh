@@ -39,8 +39,9 @@ case "${1:-app}" in
       *) grep -qs '^\[auth\]' .streamlit/secrets.toml || echo "lab.sh: serving on ${ARLAB_ADDRESS} without sign-in:" \
            "learners are told apart by a browser cookie, not a login (README: Serving a classroom)." >&2 ;;
     esac
+    shift || true   # what follows `app` goes to Streamlit as it is (e.g. --secrets.files PATH)
     exec .venv/bin/python -m streamlit run app.py --server.address "${ARLAB_ADDRESS:-127.0.0.1}" \
-      --server.port "${ARLAB_PORT:-8501}" "${dev[@]}"
+      --server.port "${ARLAB_PORT:-8501}" "${dev[@]}" "$@"
     ;;
   test)
     install requirements-dev.txt

@@ -8,7 +8,9 @@
     # stopped here (the whole process group: the server and the runs it started), its temporary runs folder removed
 
 App(runs, log) uses the given runs folder (kept) and writes the server's output to `log` (default: discarded);
-env= adds variables for the server. The server gets this process's environment less STREAMLIT_* and ARLAB_DEV, so
+env= adds variables for the server (a value of None removes one it would inherit), port= takes a chosen port (one
+a test must know before the start, e.g. for a sign-in redirect address), args= more Streamlit options
+(`bash lab.sh app` passes them on, e.g. ["--secrets.files", PATH]). The server gets this process's environment less STREAMLIT_* and ARLAB_DEV, so
 it runs with the project's own config, as a learner's would. Not a benchmark: nothing to run.
 """
 from __future__ import annotations
@@ -43,17 +45,19 @@ class App:
     stopped either way). stop() (or leaving a `with` block) stops it."""
 
     def __init__(self, runs: Path | str | None = None, log: Path | str | None = None, *,
-                 env: dict[str, str] | None = None, timeout: float = 300):
+                 env: dict[str, str | None] | None = None, timeout: float = 300, port: int | None = None,
+                 args: list[str] = ()):
         self._tmp = None if runs is not None else Path(tempfile.mkdtemp(prefix="arlab-app-"))
         self.runs = Path(runs) if runs is not None else self._tmp / "runs"
         self.log = Path(log) if log is not None else None
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_") and k != "ARLAB_DEV"}
         full_env = {**inherited, **(env or {}), "ARLAB_PORT": str(self.port), "ARLAB_RUNS_DIR": str(self.runs)}
+        full_env = {k: v for k, v in full_env.items() if v is not None}
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(["bash", "lab.sh", "app"], cwd=ROOT, env=full_env, stdout=out,
+            self.proc = subprocess.Popen(["bash", "lab.sh", "app", *map(str, args)], cwd=ROOT, env=full_env, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             if self.log:
@@ -98,3 +102,8 @@ class App:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def chromium(playwright):
+    """Headless Chromium as the benchmarks and tests launch it, from a started sync_playwright()."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

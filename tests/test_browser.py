@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, App, free_port  # noqa: F401 (test_signin imports free_port)
+from bench.server import CHROMIUM, App, chromium
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,7 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     p = sync_playwright().start()
-    b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    b = chromium(p)
     try:
         yield b
     finally:

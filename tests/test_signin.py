@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from test_browser import CHROMIUM, free_port, launch
+from bench.server import CHROMIUM, App, chromium, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
@@ -79,19 +79,15 @@ def app_url(provider, runs_dir, tmp_path):
     secrets.write_text(f'[auth]\nredirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
                        f'cookie_secret = "{os.urandom(16).hex()}"\nclient_id = "lab"\nclient_secret = "lab-secret"\n'
                        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_") and k != "ARLAB_DEV"}
-    env.update(ARLAB_RUNS_DIR=str(runs_dir), ARLAB_INSTRUCTORS=f"{ANN['email']}, {BOB['email']}")
-    env.pop("ARLAB_INSTRUCTOR_KEY", None)
-    log = open(tmp_path / "app.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-                             "--server.port", str(port), "--secrets.files", str(secrets)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {"ARLAB_INSTRUCTORS": f"{ANN['email']}, {BOB['email']}", "ARLAB_INSTRUCTOR_KEY": None}
     try:
-        wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, "the app")
-        yield f"http://127.0.0.1:{port}"
+        app = App(runs_dir, tmp_path / "app.log", env=env, timeout=240, port=port, args=["--secrets.files", secrets])
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(str(e))
+    try:
+        yield app.url
     finally:
-        stop(proc)
-        log.close()
+        app.stop()
         from core.lab import store
 
         runs = store(runs_dir)
@@ -114,7 +110,7 @@ def test_sign_in_train_as_the_account_instructor_by_verified_email_and_sign_out(
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch(p)
+        browser = chromium(p)
         ann = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
         sign_in(ann, app_url, ANN["email"])
         ann_is = ann.get_by_text(re.compile(r"^You: ")).first.inner_text()
