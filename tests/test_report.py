@@ -19,6 +19,17 @@ def cli(*args, env=None, timeout=600):
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def cli_in_process(capsys, *args) -> tuple[int, str]:
+    """`python -m core ARGS` in this process (argparse and the checks before any run): (exit code, stderr)."""
+    from core import __main__ as main_mod
+
+    try:
+        code = main_mod.main(list(args))
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
 def test_names_follow_the_course():
     assert report.figure_names("q1a", "1d-1") == ["q1_a_dset1_train_plot.png", "q1_a_dset1_learned_dist.png"]
     assert report.figure_names("q2b", "mnist-colored") == ["q2_b_dset2_train_plot.png", "q2_b_dset2_samples.png"]
@@ -45,16 +56,16 @@ def test_run_q1a_writes_the_q1_figures_and_a_summary(runs_dir, tmp_path):
     assert "q1a 1d-1" in r.stdout and "100%" in r.stderr        # a progress bar went to the terminal
 
 
-def test_clear_errors_for_unknown_question_data_set_and_device(tmp_path):
-    r = cli("run", "q9", "--dataset", "1", "--out", str(tmp_path))
-    assert r.returncode == 2 and "invalid choice: 'q9'" in r.stderr
-    r = cli("run", "q2a", "--dataset", "7", "--out", str(tmp_path))
-    assert r.returncode == 2 and "q2a has no data set '7' (use 1 = shapes, 2 = mnist)" in r.stderr
+def test_clear_errors_for_unknown_question_data_set_and_device(tmp_path, capsys):
+    code, err = cli_in_process(capsys, "run", "q9", "--dataset", "1", "--out", str(tmp_path))
+    assert code == 2 and "invalid choice: 'q9'" in err
+    code, err = cli_in_process(capsys, "run", "q2a", "--dataset", "7", "--out", str(tmp_path))
+    assert code == 2 and "q2a has no data set '7' (use 1 = shapes, 2 = mnist)" in err
     import torch
 
     if not torch.cuda.is_available():   # asking for a GPU that is not there is refused before anything runs
-        r = cli("run", "q1a", "--dataset", "1", "--device", "cuda", "--out", str(tmp_path))
-        assert r.returncode == 2 and "device 'cuda' is not available" in r.stderr
+        code, err = cli_in_process(capsys, "run", "q1a", "--dataset", "1", "--device", "cuda", "--out", str(tmp_path))
+        assert code == 2 and "device 'cuda' is not available" in err
     assert not any(tmp_path.iterdir())
 
 
@@ -67,23 +78,31 @@ def test_pretrained_figures_and_what_a_checkpoint_cannot_give(tmp_path):
     assert item.test_loss == checkpoints.find(name="q3a-shapes")[0]["test_loss"]
 
 
-def test_eval_pretrained_passes_on_the_manifest_and_fails_on_a_tampered_loss(tmp_path, monkeypatch):
-    name = "q3a-shapes"
+def test_eval_pretrained_passes_on_the_manifest_and_fails_on_a_tampered_loss(monkeypatch, capsys):
+    """`python -m core eval-pretrained NAME` (in-process: the same main) recomputes the checkpoint's full test loss,
+    which matches the manifest; against a manifest whose loss was changed by 1% it exits 1."""
+    name = "q2a-shapes"
     if not checkpoints.find(name=name):
         pytest.skip(f"{name} is not shipped")
-    from core.evaluate import recompute
-
-    got = recompute(name)
-    assert got == pytest.approx(checkpoints.find(name=name)[0]["test_loss"], rel=1e-3)
-    r = cli("eval-pretrained", name)
-    assert r.returncode == 0 and f"ok       {name}" in r.stdout, r.stdout + r.stderr
-    # the same check against a manifest whose loss was changed
     from core import __main__ as main_mod
+    from core import evaluate
 
+    got, real = {}, evaluate.recompute
+
+    def spy(n, device="cpu", **kw):
+        got[n] = real(n, device=device, **kw)
+        return got[n]
+
+    monkeypatch.setattr(evaluate, "recompute", spy)
+    assert main_mod.main(["eval-pretrained", name]) == 0
+    assert f"ok       {name}" in capsys.readouterr().out
+    assert got[name] == pytest.approx(checkpoints.find(name=name)[0]["test_loss"], rel=1e-3)
+    # the same check against a manifest whose loss was changed
     tampered = [{**e, "test_loss": e["test_loss"] * 1.01} if e["name"] == name else e for e in checkpoints.manifest()]
     monkeypatch.setattr(checkpoints, "manifest", lambda path=None: tampered)
-    monkeypatch.setattr("core.evaluate.recompute", lambda n, device="cpu", **kw: got)
+    monkeypatch.setattr(evaluate, "recompute", lambda n, device="cpu", **kw: got[n])
     assert main_mod.main(["eval-pretrained", name]) == 1
+    assert f"MISMATCH {name}" in capsys.readouterr().out
 
 
 def test_report_writes_summary_writeup_and_lists_what_is_missing(runs_dir, tmp_path, monkeypatch):
@@ -101,15 +120,15 @@ def test_report_writes_summary_writeup_and_lists_what_is_missing(runs_dir, tmp_p
                                                                          for d in report.DSETS[q]}
 
 
-def test_data_fraction_trains_on_a_share_and_says_so():
+def test_data_fraction_trains_on_a_share_and_says_so(capsys):
     from core.lab import spec_for
 
     s = spec_for("q3a", "mnist", "quick", 1, "cpu", 0, 0.02)
     assert s.hparams["data_fraction"] == 0.02 and s.preset == "quick, 1 epochs, 2% of the training data"
     assert spec_for("q2b", "shapes-colored", "quick", None, "cpu", 0, 0.5).hparams["subset"] == 0.5
     assert spec_for("q1a", "1d-1", "quick", None, "cpu", 0, 0.5).preset == "quick"  # Q1 has no subset setting
-    r = cli("all", "--data-fraction", "0", "--out", "unused")
-    assert r.returncode == 2 and "--data-fraction must be above 0" in r.stderr
+    code, err = cli_in_process(capsys, "all", "--data-fraction", "0", "--out", "unused")
+    assert code == 2 and "--data-fraction must be above 0" in err
 
 
 @pytest.mark.slow
