@@ -1,8 +1,9 @@
-"""Starting a run from a trained model (fine-tune): the fine-tune settings, what a run may start from, and the
-pages (AppTest)."""
+"""Starting a run from a trained model (fine-tune) and training a finished run N more epochs: the fine-tune
+settings, what a run may start from, the chain of continued runs as one curve, and the pages (AppTest)."""
 import pytest
 
-from core import sources
+from core import compare, sources
+from core.compare import Series
 from core.questions import REGISTRY, get
 from tests.conftest import open_page
 
@@ -67,6 +68,52 @@ def test_starts_lists_the_shipped_model_and_the_viewers_own_finished_runs(runs_d
         assert first[0] == "pretrained:q2a-shapes" and first[2] == checkpoints.find(name="q2a-shapes")[0]["hparams"]
 
 
+def test_continue_spec_trains_the_same_run_n_more_epochs():
+    from core.engine import RunSpec
+
+    spec = RunSpec("q2a", "shapes", {"filters": 8, "epochs": 10, "lr": 1e-3}, seed=3, preset="quick", owner="b:ann")
+    new = compare.continue_spec(spec, 4, "20260101-120000-q2a-0a1b2c")
+    assert new.hparams == {"filters": 8, "epochs": 4, "lr": 1e-3} and spec.hparams["epochs"] == 10
+    assert (new.init, new.preset, new.seed, new.question, new.dataset) == \
+        ("run:20260101-120000-q2a-0a1b2c", "continue", 3, "q2a", "shapes")
+    assert "20260101-120000-q2a-0a1b2c" in new.label
+
+
+def _fake(rid, epochs, steps=2, t=10.0, start=1.0):
+    tests = [start - 0.1 * e for e in range(epochs + 1)]
+    return Series(rid, "nats/dim", steps, train=[1.0] * (epochs * steps),
+                  train_epoch=[(i + 1) / steps for i in range(epochs * steps)],
+                  train_t=[t * (i + 1) / (epochs * steps) for i in range(epochs * steps)], test=tests,
+                  test_t=[t * e / epochs for e in range(epochs + 1)],
+                  train_step=list(range(1, epochs * steps + 1)))
+
+
+def test_join_continues_the_epochs_steps_and_seconds_of_chained_runs():
+    a, b, c = _fake("a", 3), _fake("b", 2, start=0.7), _fake("c", 1, start=0.5)
+    s, restarts = compare.join([a, b, c])
+    assert restarts == [3, 5] and s.run_id == "c" and s.unit == "nats/dim"
+    assert len(s.test) == 7 and s.test[:4] == a.test and s.test[4:6] == b.test[1:] and s.test[6] == c.test[1]
+    assert s.train_epoch[:6] == a.train_epoch and s.train_epoch[6:10] == [3.5, 4.0, 4.5, 5.0]
+    assert s.train_epoch[-2:] == [5.5, 6.0]
+    assert s.train_step == list(range(1, 13)) and s.train_t[6] == pytest.approx(12.5)
+    assert s.test_t[4] == pytest.approx(15.0)
+    one, none = compare.join([a]), compare.join([])
+    assert one[1] == [] and one[0].test == a.test and none[1] == [] and none[0].test == []
+
+
+def test_chain_follows_init_back_and_stops_where_the_viewer_may_not_look(runs_dir):
+    from core.lab import store as RunStore
+
+    store = RunStore(runs_dir)
+    a = _run(runs_dir, "ann", train=False)
+    b = _run(runs_dir, "ann", init=f"run:{a}", train=False)
+    c = _run(runs_dir, "ann", init=f"run:{b}", train=False)
+    shipped = _run(runs_dir, "ann", init="pretrained:q2a-shapes", train=False)
+    assert compare.chain(store, c) == [a, b, c] and compare.chain(store, a) == [a]
+    assert compare.chain(store, c, lambda rid: rid != a) == [b, c]
+    assert compare.chain(store, shipped) == [shipped]
+
+
 def test_a_run_with_init_starts_at_its_sources_test_loss(runs_dir):
     from core.lab import store as RunStore
 
@@ -78,6 +125,28 @@ def test_a_run_with_init_starts_at_its_sources_test_loss(runs_dir):
         return [e["loss"] for e in store.events(rid)[0] if e.get("type") == "test"]
 
     assert tests(more)[0] == pytest.approx(tests(src)[-1], rel=1e-5)      # epoch 0: the source's own loss
+
+
+def test_a_continued_run_is_drawn_with_its_source_as_one_curve(runs_dir):
+    from core.lab import store as RunStore
+
+    src = _run(runs_dir, "ann", hp={"epochs": 2})
+    store = RunStore(runs_dir)
+    more = _run(runs_dir, "ann", init=f"run:{src}", hp={"epochs": 1, "lr": 0.01})
+    s, restarts, ids = compare.chained(store, more)
+    assert ids == [src, more] and restarts == [2] and len(s.test) == 4
+    assert s.test[:3] == compare.series(store, src).test and s.test[3] == compare.series(store, more).test[1]
+    at = open_page("pages/runs.py", "ann", {"run": more})
+    assert any("Continues" in c.value for c in at.caption)
+    import json
+
+    mon = json.loads(at.get("plotly_chart")[-1].proto.spec)              # the run's curve: the restart dotted
+    assert [sh["x0"] for sh in mon["layout"]["shapes"] if sh["line"]["dash"] == "dot"] == [2]
+    at.multiselect(key="runs:compare").set_value([more]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)              # compare: the chain is one line
+    test = next(t for t in chart["data"] if t["name"] == f"{more} · test")
+    assert len(test["y"]) == 4
 
 
 # ----------------------------------------------------------------------------------------------- pages
@@ -118,3 +187,23 @@ def test_my_finished_runs_are_offered_to_their_owner_only(runs_dir):
     assert not any(r.label == "Start from" for r in bob.radio)                  # bob has no finished run
     warned = " ".join(w.value for w in bob.warning)
     assert "not yours to open" in warned and rid not in warned
+
+
+def test_train_n_more_epochs_is_offered_to_the_owner_and_continues_the_run(runs_dir):
+    from core.lab import store as RunStore
+
+    store = RunStore(runs_dir)
+    rid = _run(runs_dir, "ann")
+    token = store.share(rid)
+    bob = open_page("pages/runs.py", "bob", {"run": rid, "share": token})
+    assert not any("more epochs" in b.label for b in bob.button)
+    at = open_page("pages/runs.py", "ann", {"run": rid})
+    next(n for n in at.number_input if n.label == "more epochs").set_value(1).run()
+    next(b for b in at.button if b.label == "Train 1 more epochs").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    new = [r for r in store.list() if r["id"] != rid]
+    assert len(new) == 1
+    store.cancel(new[0]["id"])
+    spec = new[0]["spec"]
+    assert spec["init"] == f"run:{rid}" and spec["hparams"]["epochs"] == 1 and spec["preset"] == "continue"
+    assert spec["owner"] == "b:ann" and at.query_params["run"] == new[0]["id"]
