@@ -12,6 +12,9 @@ A question is a small object (one module per question, a few questions per modul
     students                {data set: (lo, hi)}: the range students reached, where the course gives no reference
 
     hparams(hp, preset)     defaults <- preset <- hp, merged once, here
+    architecture, finetune  the fields that shape its weights, and the fine-tune preset's overrides (None: none
+                            offered); start_hparams(source's hparams) -> a run that starts from a trained model
+                            (RunSpec.init): defaults <- the source's settings <- finetune, its architecture kept
     check(hp, dataset)      cross-field checks beyond the bounds -> {field: message}; the base one refuses a run
                             that needs more memory than one run may use here (an override merges it in)
     memory(hp, dataset)     core.memory's estimate of what training needs (None: it trains nothing)
