@@ -6,6 +6,9 @@
     settings_table([spec, ...])      # one row per hyperparameter, which differ
     frames(artifacts, tests)         # a run's per-epoch sample grids, in order, with the test loss at each epoch
     curve_csv(s)                     # the curve as CSV (step, epoch, seconds, train / test loss)
+    continue_spec(spec, n, run_id)   # "Train N more epochs": the spec of a run that continues run_id
+    chain(store, run_id, may_view)   # the runs back through init="run:..." (oldest first)
+    join(parts) -> (Series, restarts) # their curves as one, epochs continuing; chained(...) does both
 
 No Streamlit here; the pages draw what these return.
 """
@@ -156,3 +159,65 @@ def board(entries: list[dict], reference=None) -> list[dict]:
                      "reference": ref, "vs reference": None if ref is None else round(res["test_loss"] - ref, 4),
                      "finished runs": tried[(q, ds)], "run": e["id"]})
     return rows
+
+
+# ----------------------------------------------------------------------------------------------- continued runs
+def continue_spec(spec, n: int, run_id: str):
+    """The spec of a run that trains `run_id` (whose spec is `spec`) for `n` more epochs: same question, data set,
+    settings and seed, `n` epochs, starting from its weights (init "run:ID"), preset "continue"."""
+    import dataclasses
+
+    return dataclasses.replace(spec, hparams={**spec.hparams, "epochs": int(n)}, init=f"run:{run_id}",
+                               preset="continue", label=f"continues {run_id}")
+
+
+def chain(store, run_id: str, may_view=None, limit: int = 100) -> list[str]:
+    """The runs `run_id` continues, back through their init="run:ID" links, oldest first, ending with run_id.
+    Stops at a run that started from scratch or from a shipped model, at one that is gone, and before one that
+    `may_view(id)` refuses (the viewer sees only the part of the chain they may open)."""
+    from .sources import run_id_of
+
+    out, rid = [run_id], run_id
+    while len(out) < limit:
+        try:
+            init = store.spec(rid).init or ""
+        except (KeyError, OSError, ValueError, TypeError):
+            break
+        prev = run_id_of(init) if init.startswith("run:") else None
+        if not prev or prev in out or not store.dir_exists(prev) or (may_view is not None and not may_view(prev)):
+            break
+        out.append(prev)
+        rid = prev
+    return out[::-1]
+
+
+def join(parts: list) -> tuple[Series, list[int]]:
+    """Curves of chained runs (oldest first) as one: run k's epoch e is at offset_k + e, offset_k the epochs the
+    runs before it ran (their test points after epoch 0); train steps and seconds continue the same way. A
+    continued run's epoch-0 test (its start: the loss its source ended at) is left out where the run before it has
+    that point. Returns (the joined Series, named after the last run) and the restart epochs (offset_k, k >= 1)."""
+    if not parts:
+        return Series(""), []
+    out = Series(parts[-1].run_id, next((p.unit for p in parts if p.unit), ""), parts[0].steps_per_epoch)
+    restarts, offset, steps, secs = [], 0, 0, 0.0
+    for k, p in enumerate(parts):
+        if k:
+            restarts.append(offset)
+        out.train += list(p.train)
+        out.train_epoch += [offset + e for e in p.train_epoch]
+        out.train_t += [secs + t for t in p.train_t]
+        out.train_step += [steps + s for s in p.train_step]
+        skip = 1 if k and out.test else 0
+        out.test += list(p.test[skip:])
+        out.test_t += [secs + t for t in p.test_t[skip:]]
+        offset += max(len(p.test) - 1, 0)
+        steps += int(max(p.train_step, default=0))
+        secs += max([*p.train_t, *p.test_t], default=0.0)
+    return out, restarts
+
+
+def chained(store, run_id: str, may_view=None) -> tuple[Series, list[int], list[str]]:
+    """A run's curve joined with those of the runs it continues: (Series, restart epochs, the chain's run ids)."""
+    ids = chain(store, run_id, may_view)
+    s, restarts = join([series(store, rid) for rid in ids])
+    return s, restarts, ids

@@ -7,6 +7,7 @@
     load(source, device)       -> (model in eval mode, config)
     build(config)              a model with fresh weights from a saved config (config["question"] says the kind)
     choices(questions, dataset) -> [(source, label)]: shipped checkpoints first, then finished runs, newest first
+    starts(question, dataset, owner=) -> [(source, label, hparams)]: what a run may start from (shipped, own runs)
     best_first(choices(...))   the same, ordered for a picker (shipped, then runs by test loss), "best"/"newest" said
     resolve(source, ...)       -> Found: where it is, checked against the question and data set it must fit
 
@@ -211,6 +212,23 @@ def choices(questions, dataset: str, runs_root=None, owner: str | None = None) -
         loss = (r["status"].get("result") or {}).get("test_loss")
         out.append((f"run:{r['id']}", f"run {r['id']} ({r['spec'].get('preset') or 'custom'})"
                     + (f" · test {loss:.4f}" if loss is not None else "")))
+    return out
+
+
+def starts(question: str, dataset: str, runs_root=None, owner: str | None = None) -> list[tuple[str, str, dict]]:
+    """What a run of `question` on `dataset` may start from (RunSpec.init): (source, label, its hparams) of the
+    shipped checkpoint(s) (their manifest entry's "hparams"), then the finished runs of that question and set that
+    are `owner`'s own, newest first (None = every finished run: an instructor, the command line). A run started
+    from one takes its architecture's settings (Question.start_hparams), so its weights fit."""
+    out = [(f"pretrained:{e['name']}", f"shipped · {e['name']} · test {e.get('test_loss') or float('nan'):.4f}",
+            dict(e.get("hparams") or {})) for e in shipped(question, dataset)]
+    for r in finished_runs(question, dataset, runs_root, owner=owner):
+        if owner is not None and (r["spec"].get("owner") or "") != owner:
+            continue   # pinned runs and runs of no owner are not "mine"
+        loss = (r["status"].get("result") or {}).get("test_loss")
+        out.append((f"run:{r['id']}", f"run {r['id']} ({r['spec'].get('preset') or 'custom'})"
+                    + (f" · test {loss:.4f}" if isinstance(loss, (int, float)) else ""),
+                    dict(r["spec"].get("hparams") or {})))
     return out
 
 

@@ -42,7 +42,7 @@ def downsample(xs, ys, max_points: int = 2000):
 def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, title: str = "",
                unit: str = "nats/dim", max_points: int = 2000, name_prefix: str = "",
                colors=(TRAIN_COLOR, TEST_COLOR), fig=None, train_x=None, reference: float | None = None,
-               shipped=None, shipped_name: str = "shipped model"):
+               shipped=None, shipped_name: str = "shipped model", restarts=()):
     """Train loss of every minibatch and test loss per epoch, both on an epoch axis.
 
     train_losses: per-minibatch losses; test_losses: epochs+1 values (before training, after each epoch).
@@ -50,6 +50,7 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
     train_x: each train loss's epoch (fractional), where the points are not one per minibatch (thinned events).
     reference: the course's number, drawn as a dashed line labelled with it and the unit.
     shipped: [[epoch, test loss], ...] of the shipped model's own training, drawn as a faint dotted trace.
+    restarts: epochs where a run continued from the one before (core.compare.join), each a dotted vertical line.
     """
     go = _go()
     train_losses = np.asarray(train_losses, dtype=float)
@@ -70,6 +71,9 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
         fig.add_trace(go.Scatter(x=[p[0] for p in shipped], y=[p[1] for p in shipped], mode="lines+markers",
                                  name=f"{shipped_name} (test, as it trained)", opacity=0.45,
                                  line=dict(color="#868e96", width=1.5, dash="dot"), marker=dict(size=4)))
+    for i, e in enumerate(restarts or ()):
+        fig.add_vline(x=e, line_dash="dot", line_color="#868e96", line_width=1.2,
+                      annotation_text="continued" if i == 0 else "", annotation_position="top right")
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dash", line_color="#495057", line_width=1.2,
                       annotation_text=f"course: {reference:.4g} {unit}", annotation_position="top left")

@@ -93,7 +93,7 @@ elif picked:
                        help="exponential moving average of the per-minibatch train loss; 0 = raw")
     x = c2.radio("x axis", ["epoch", "seconds"], horizontal=True, key="runs:x")
     log_y = c3.checkbox("log scale", key="runs:log")
-    series = [(rid, compare.series(store, rid)) for rid in picked]
+    series = [(rid, compare.chained(store, rid, ui.may_view)[0]) for rid in picked]   # a continued run: its whole chain
     unit = next((s.unit for _, s in series if s.unit), "nats")
     st.plotly_chart(viz.compare_curves(series, weight, x, unit, log_y=log_y), key="runs:compare:chart")
     rows, differ = compare.settings_table([store.spec(rid) for rid in picked], picked)
@@ -158,6 +158,12 @@ if who.instructor:
     if pinned != by_id[run_id]["pinned"]:
         store.pin(run_id, pinned)
         st.rerun()
-ui.run_monitor(run_id, key="runs", compare_link=False, unit=get(spec.question).unit)
+def _open(new):   # a run just queued by "Train N more epochs": open it here
+    st.query_params["run"] = new
+    st.session_state.pop("runs:pick", None)
+    st.rerun()
+
+
+ui.run_monitor(run_id, key="runs", compare_link=False, unit=get(spec.question).unit, on_continue=_open)
 ui.scrub(run_id, key="runs")
 ui.take_home(run_id, key="runs")

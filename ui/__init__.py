@@ -9,7 +9,7 @@ Its rooms (pages call everything through this package: `ui.train_panel(...)`, `u
     words        plurals, a learner's text made safe, plain errors     links        a page's settings in its URL
     forms        the form and Train, the run shown, data-set pickers    monitor      reading a run, the live monitor
     views        grids, scrubbing, downloads, the next-token panel     models       the model picker
-    sidebar      the sidebar every page shares
+    sidebar      the sidebar every page shares                         starts       start from a trained model, keep training
 """
 from core.engine import InvalidSpec, RunSpec  # noqa: F401  (pages reach the engine's types through here)
 
@@ -23,6 +23,7 @@ from .monitor import (BODY_EVERY, LIVE_POINTS, STATE_ICON, STATUS_EVERY, RunView
                       read_run, run_monitor, run_samples)
 from .server import server_threads, server_work, start_pump  # noqa: F401
 from .sidebar import sidebar  # noqa: F401
+from .starts import FINETUNE, keep_training, start_picker  # noqa: F401
 from .store import (board_on, can_change, device, in_app, load_data, may_view, my_runs, set_board,  # noqa: F401
                     store, submit, viewer)
 from .views import (NOTEBOOK_SNIPPET, SCRUB_PLAY_SECONDS, final_grid, next_token_panel, pairs_grid,  # noqa: F401

@@ -8,6 +8,7 @@ from core import eta
 from core.engine import InvalidSpec, RunSpec
 
 from .links import _from_link, _link_warn, _opened_with, _set_link, link_param
+from .starts import FINETUNE, start_picker
 from .store import device, load_data, may_view, my_runs, store, submit
 from .words import plain
 
@@ -30,19 +31,19 @@ def kept(panel: str, setting: tuple):
     return st.session_state.get(f"_kept:{panel}", {}).get(setting)
 
 
-def _widget(f, value, key):
+def _widget(f, value, key, disabled=False):
     label = f.title
     help_ = " ".join(filter(None, [f.help, f"Allowed: {f.bounds_text()}." if f.bounds_text() else ""])) or None
     if f.kind == "choice":
         return st.selectbox(label, f.choices, index=list(f.choices).index(value) if value in f.choices else 0,
-                            key=key, help=help_)
+                            key=key, help=help_, disabled=disabled)
     if f.kind == "bool":
-        return st.checkbox(label, value=bool(value), key=key, help=help_)
+        return st.checkbox(label, value=bool(value), key=key, help=help_, disabled=disabled)
     if f.kind == "int":
-        return st.number_input(label, value=int(value), step=1, key=key, help=help_)
+        return st.number_input(label, value=int(value), step=1, key=key, help=help_, disabled=disabled)
     if f.kind == "float":
-        return st.number_input(label, value=float(value), format="%g", key=key, help=help_)
-    return st.text_input(label, value=str(value), key=key, help=help_)
+        return st.number_input(label, value=float(value), format="%g", key=key, help=help_, disabled=disabled)
+    return st.text_input(label, value=str(value), key=key, help=help_, disabled=disabled)
 
 
 def with_choices(q, name: str, values):
@@ -75,34 +76,40 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
     key = key or f"{q.key}:{dataset}"
     p = f"{q.key}."
     dev = device()
-    presets = list(q.presets)
-    link_preset, preset_index = link_param(p + "preset"), presets.index(q.default_preset(dev))
+    start = start_picker(q, dataset, key)   # (source, its hparams) for a fine-tune, None from scratch
+    presets = [FINETUNE] if start else list(q.presets)
+    link_preset = link_param(p + "preset")
+    preset_index = 0 if start else presets.index(q.default_preset(dev))
     if link_preset is not None:
         if link_preset in presets:
             preset_index = presets.index(link_preset)
-        else:
+        elif link_preset not in (*q.presets, FINETUNE):   # the other kind of start's preset: not an error
             _link_warn("preset", f"must be one of {', '.join(presets)}")
     restored = _opened_with(p)
     if restored:
         st.info(f"Settings restored from the link ({', '.join(n[len(p):] for n in restored)}).", icon="🔗")
-    preset = st.radio("Preset", presets, index=preset_index, horizontal=True,
-                      key=f"{key}:preset", help="homework = the notebook's settings (meant for a GPU); "
-                                                 "quick = sized to learn visibly on a laptop CPU in minutes: "
-                                                 + quick_time(q.key, dataset))
+    preset = st.radio("Preset", presets, index=preset_index, horizontal=True, disabled=bool(start),
+                      key=f"{key}:preset:{start[0]}" if start else f"{key}:preset",
+                      help="fine-tune = the trained model's sizes (fixed: they must match its weights), a low "
+                           "learning rate, a short run" if start else
+                           "homework = the notebook's settings (meant for a GPU); quick = sized to learn visibly on a "
+                           "laptop CPU in minutes: " + quick_time(q.key, dataset))
     values, slots = {}, {}
     cols = st.columns(columns)
-    base = q.preset(preset)
+    base = q.start_hparams(start[1]) if start else q.preset(preset)
+    fixed = set(q.architecture) if start else set()   # the weights' sizes: the source's, shown, not changed
     from_link = link_preset == preset  # values in the link belong to the preset it names
+    wkey = f"{key}:{preset}:{start[0]}" if start else f"{key}:{preset}"
     for i, f in enumerate(q.fields):
-        start = base[f.name]
-        raw = link_param(p + f.name) if from_link else None
+        value = base[f.name]
+        raw = link_param(p + f.name) if from_link and f.name not in fixed else None
         if raw is not None:
             try:
-                start = _from_link(f, raw)
+                value = _from_link(f, raw)
             except ValueError as e:
                 _link_warn(f.title, str(e))
         with cols[i % columns]:
-            values[f.name] = _widget(f, start, key=f"{key}:{preset}:{f.name}")
+            values[f.name] = _widget(f, value, key=f"{wkey}:{f.name}", disabled=f.name in fixed)
             slots[f.name] = st.empty()
     c1, c2 = st.columns([1, 3])
     seed0 = 0
@@ -123,8 +130,9 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
     except (TypeError, ValueError, KeyError, OverflowError):
         pass   # values the validation refuses anyway, with its own message
     if st.button(f"Train {q.title}", type="primary", key=f"{key}:train", icon="▶️"):
-        spec = RunSpec(question=q.key, dataset=dataset, hparams=values, seed=int(seed), device="auto",
-                       preset=preset, **(extra_spec or {}))
+        more = {**(extra_spec or {}), **({"init": start[0]} if start else {})}
+        spec = RunSpec(question=q.key, dataset=dataset, hparams={**values, **{n: base[n] for n in fixed}},
+                       seed=int(seed), device="auto", preset=preset, **more)
         try:
             run_id = submit(spec)
         except InvalidSpec as e:

@@ -11,7 +11,8 @@ from core.engine import RunSpec, stream
 from core.engine.stream import EventView
 
 from .identity import me
-from .store import can_change, store
+from .starts import keep_training
+from .store import can_change, may_view, store
 from .words import plain, text
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
@@ -28,13 +29,18 @@ def read_run(run_id: str) -> RunView:
 LIVE_POINTS = 400  # a live curve averages the minibatch losses into at most this many points (cheap to redraw)
 
 
-def curve(view: RunView, unit: str = "nats/dim", title: str = "", against: dict | None = None):
+def curve(view: RunView, unit: str = "nats/dim", title: str = "", against: dict | None = None, chain=()):
     """The live curve; `against` (core.compare.guide): the course's number as a dashed line and the shipped model's
-    own test curve as a faint trace, where they exist in this unit."""
+    own test curve as a faint trace, where they exist in this unit. chain: the runs this one continues (oldest
+    first, core.compare.chain): drawn before it as one curve, each restart a dotted vertical line."""
     g = against or {}
+    restarts = []
+    if len(chain) > 1:
+        view, restarts = compare.join([compare.series(store(), rid) for rid in chain])
     return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit,
                           max_points=LIVE_POINTS, train_x=view.train_epoch, reference=g.get("reference"),
-                          shipped=g.get("shipped"), shipped_name=g.get("shipped_name") or "shipped model")
+                          shipped=g.get("shipped"), shipped_name=g.get("shipped_name") or "shipped model",
+                          restarts=restarts)
 
 
 def run_samples(view: RunView, status: dict, art: dict | None, grid, note: str = ""):
@@ -73,10 +79,22 @@ def queue_text(pos: dict | None) -> str:
     return f"⏳ {nth} of {pos['waiting']} waiting in the queue · {when}"
 
 
+def _show_on_page(new: str) -> None:
+    """A run just queued from a question page's monitor: that page shows it (its panel's run, in the link)."""
+    from .links import _set_link
+
+    spec = store().spec(new)
+    st.session_state[f"{spec.question}:{spec.dataset}:run"] = new
+    _set_link(f"{spec.question}.run", new)
+    st.rerun()
+
+
 def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_curve: bool = True, key: str = "",
-                body_every: float = BODY_EVERY, compare_link: bool = True):
+                body_every: float = BODY_EVERY, compare_link: bool = True, on_continue=None):
     """Status, cancel, the live curve and `extra(view, status)` for the question's own views; polls while active.
-    compare_link: a link to the Runs page with this run picked for comparing."""
+    compare_link: a link to the Runs page with this run picked for comparing. A run that continues others is drawn
+    with them as one curve; a finished run of one's own offers "Train N more epochs" (on_continue(new id): what
+    the page then shows; by default the new run on its question's page)."""
     if not run_id:
         st.info("No run yet: pick a preset and press Train.")
         return
@@ -91,6 +109,7 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         against = compare.guide(spec0.question, spec0.dataset, unit)
     except KeyError:
         against = None
+    lineage = compare.chain(store(), run_id, may_view)   # the runs it continues, oldest first (itself last)
 
     @st.fragment(run_every=STATUS_EVERY if active else None)
     def _status():
@@ -140,7 +159,9 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
         view = read_run(run_id)
         if show_curve and (view.train or view.test):
             # a stable key: each redraw updates the one chart in place instead of mounting a new one
-            st.plotly_chart(curve(view, unit, against=against), key=f"curve:{key}:{run_id}")
+            st.plotly_chart(curve(view, unit, against=against, chain=lineage), key=f"curve:{key}:{run_id}")
+            if len(lineage) > 1:
+                st.caption(f"Continues {', then '.join(lineage[:-1])}: one curve, each restart dotted.")
             if view.test:
                 bits = f" ({view.test[-1] / 0.6931471805599453:.4f} bits)" if unit.startswith("nats") else ""
                 st.caption(f"test loss: {view.test[-1]:.4f} {unit}{bits} after epoch {len(view.test) - 1}")
@@ -149,6 +170,10 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
 
     _status()
     _body()
+    if status.get("state") == "done":
+        new = keep_training(run_id, key)
+        if new:
+            (on_continue or _show_on_page)(new)
     if compare_link:
         st.page_link("pages/runs.py", label="Compare this run with others, scrub through it, download it",
                      icon="📈", query_params={"compare": run_id, "run": run_id})

@@ -12,6 +12,9 @@ A question is a small object (one module per question, a few questions per modul
     students                {data set: (lo, hi)}: the range students reached, where the course gives no reference
 
     hparams(hp, preset)     defaults <- preset <- hp, merged once, here
+    architecture, finetune  the fields that shape its weights, and the fine-tune preset's overrides (None: none
+                            offered); start_hparams(source's hparams) -> a run that starts from a trained model
+                            (RunSpec.init): defaults <- the source's settings <- finetune, its architecture kept
     check(hp, dataset)      cross-field checks beyond the bounds -> {field: message}; the base one refuses a run
                             that needs more memory than one run may use here (an override merges it in)
     memory(hp, dataset)     core.memory's estimate of what training needs (None: it trains nothing)
@@ -223,6 +226,10 @@ class Question:
     kept_file: str | None = None
     # core.evaluate may score only the test images new to training, or only the repeated ones (Q2, Q3)
     splits_new_images: bool = False
+    # starting from a trained model (RunSpec.init): the fields that shape its weights (they must be the source's),
+    # and the fine-tune preset's overrides on top of the source's settings (None: no fine-tune offered)
+    architecture: tuple[str, ...] = ()
+    finetune: dict | None = None
 
     # -- presets -----------------------------------------------------------------------------------------------
     def defaults(self) -> dict:
@@ -236,6 +243,17 @@ class Question:
     def hparams(self, hp: dict | None = None, preset: str | None = None) -> dict:
         """The field defaults, overridden by a preset (if named), overridden by hp: the one place they merge."""
         return {**(self.preset(preset) if preset else self.defaults()), **(hp or {})}
+
+    def start_hparams(self, source_hparams: dict) -> dict:
+        """The settings of a run that starts from a trained model: the field defaults, then the source's settings
+        (so every architecture field matches its weights), then this question's fine-tune overrides (a low peak
+        learning rate, a short warm-up, one or two epochs on a share of the data). Fields this question does not
+        know are dropped; the architecture fields stay the source's whatever the overrides say."""
+        known = {f.name for f in self.fields}
+        source = {k: v for k, v in (source_hparams or {}).items() if k in known}
+        out = {**self.defaults(), **source, **{k: v for k, v in (self.finetune or {}).items() if k in known}}
+        out.update({k: source[k] for k in self.architecture if k in source})
+        return out
 
     def default_preset(self, device: str) -> str:
         return "homework" if device == "cuda" and "homework" in self.presets else next(iter(self.presets))

@@ -32,6 +32,8 @@ PRESETS = {
 class Q1(Question):
     datasets = ("1d-1", "1d-2")
     presets = PRESETS
+    # fine-tune (a run that starts from a finished one): a tenth of the homework rate, two short epochs
+    finetune = {"epochs": 2, "lr": 0.002}
 
     def build(self, d: int, hp: dict):
         raise NotImplementedError
@@ -115,6 +117,7 @@ class MixtureQ(Q1):
     reference = {"1d-1": 2.555}
     students = {"1d-1": (2.542, 2.550), "1d-2": (3.654, 3.700)}
     fields = COMMON + (Field("components", 4, 1, 50, help="number of logistic components"),)
+    architecture = ("components",)
 
     def check(self, hp, dataset):
         errors = super().check(hp, dataset)

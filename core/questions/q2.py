@@ -213,6 +213,10 @@ class BinaryQ(PixelCNNQ):
     reference = {"shapes": 0.0420}   # the course's final test loss (nats/dim)
     students = {"shapes": (0.034, 0.061), "mnist": (0.0755, 0.0790)}   # what students reached (spec.md)
     memory_fields = ("batch_size", "filters", "batch size, filters or layers")
+    architecture = ("filters", "layers", "kernel_size")
+    # from a trained model: a tenth of the homework rate, one pass over 2,000 images (~1-2 min on 2 CPU cores,
+    # the final 100 samples included)
+    finetune = {"epochs": 1, "lr": 1e-4, "subset": 2000.0}
     fields = _fields(64, Field("layers", 5, 0, 20, help="k x k type-B convolutions after the type-A one "
                                                         "(two 1x1 type-B convolutions always follow)"))
     presets = {  # the first preset is the default on a CPU
@@ -232,6 +236,8 @@ class ColourQ(PixelCNNQ):
     reference = {"shapes-colored": 0.0444}
     students = {"shapes-colored": (0.0425, 0.080), "mnist-colored": (0.0787, 0.153)}
     memory_fields = ("batch_size", "filters", "batch size, filters or blocks")
+    architecture = ("filters", "blocks", "kernel_size", "layer_norm")
+    finetune = {"epochs": 1, "lr": 1e-4, "subset": 1000.0}   # the homework net is ~3x the binary one's work
     fields = _fields(120, Field("blocks", 8, 0, 20, help="residual blocks: 1x1 down to filters/2, k x k type B, "
                                                          "1x1 back up"),
                      (Field("layer_norm", True, label="layer norm",

@@ -109,6 +109,10 @@ class TokenizerQ(Question):
     presets = A_PRESETS
     unit = "mse"
     memory_fields = ("batch_size", "model_size", "batch size, codebook size, embedding dim or model size")
+    architecture = ("model_size", "n_embeddings", "embedding_dim", "ema")
+    # from a trained tokenizer: a tenth of the homework rate, one pass over 3% of the images (the full-size
+    # tokenizer takes ~30 min an epoch on 2 CPU cores)
+    finetune = {"epochs": 1, "lr": 1e-4, "data_fraction": 0.03}
     model_label = "a tokenizer (q4a)"
     heading = "Question 4: Causal Transformer on Latent Space — (a) VQ-VAE reconstructions"
     quick_seconds = {None: 136}
@@ -275,6 +279,9 @@ class TokenTransformerQ(Question):
     reference = {"mnist-colored": 3.083}  # the course's test loss on its colored MNIST, with its tokenizer
     students = {"mnist-colored": (2.93, 3.74), "mnist-v2": (2.85, 3.77)}   # on the course's data (spec.md)
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
+    architecture = ("tokenizer", "d_model", "heads", "layers")   # the tokens, and the transformer's shape
+    # from a trained model: a tenth of the homework peak, a short warm-up, one pass over 10% of the images
+    finetune = {"epochs": 1, "lr": 1e-4, "warmup_steps": 20, "data_fraction": 0.1, "samples_per_epoch": 4}
     heading = "Question 4: Causal Transformer on Latent Space — (b) Transformer on VQ tokens"
     quick_seconds = {None: 165}
 

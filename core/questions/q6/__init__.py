@@ -100,6 +100,10 @@ class MultimodalQ(Question):
     quick_seconds = {None: 248}
 
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
+    architecture = ("tokenizer", "d_model", "heads", "layers")
+    # from a trained model: a tenth of the homework peak, a short warm-up, one pass over 5% of the pairs (an epoch
+    # of the homework net takes ~10 min on 2 CPU cores)
+    finetune = {"epochs": 1, "lr": 1e-4, "warmup_steps": 20, "data_fraction": 0.05, "samples_per_epoch": 3}
 
     def check(self, hp, dataset):
         return {**super().check(hp, dataset), **q4.token_model_check(self, hp, dataset)}
