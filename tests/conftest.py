@@ -1,4 +1,4 @@
-import os
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,33 @@ def open_page(page, who=None, query=None, instructor=False):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def run_in_process(runs_dir, spec) -> str:
+    """Submit `spec` to a store over `runs_dir` without starting a worker, then run the worker in this process (the
+    one way tests make a finished run): its run id; fails, naming the worker's log, unless it ended done."""
+    from core.engine import worker
+    from core.lab import store
+
+    runs = store(runs_dir)
+    rid = runs.submit(spec, start=False)
+    assert worker.main(str(runs.dir(rid))) == 0, (runs.dir(rid) / "worker.log").read_text()[-2000:]
+    assert runs.status(rid)["state"] == "done", runs.status(rid)
+    return rid
+
+
+def wait_for(pred, timeout=60, what="condition", every=0.2, step=None):
+    """Poll `pred()` (calling `step()` first each time, e.g. a store's pump) until it is true; fail after `timeout`
+    seconds naming `what` (the one way tests wait for a run that a real worker process is running)."""
+    t0 = time.time()
+    while True:
+        if step:
+            step()
+        if pred():
+            return
+        if time.time() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
 
 
 @pytest.fixture

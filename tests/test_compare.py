@@ -8,18 +8,17 @@ from streamlit.testing.v1 import AppTest
 
 from core import compare
 
+from tests.conftest import run_in_process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def finished_run(runs_dir, question, dataset, hp):
-    from core.engine import worker
-    from core.lab import RunSpec, store as RunStore
+    from core.lab import RunSpec
     from core.questions import get
 
-    rid = RunStore(runs_dir).submit(RunSpec(question, dataset, {**get(question).preset("quick"), **hp},
-                                            preset="quick"), start=False)
-    assert worker.main(str(runs_dir / rid)) == 0
-    return rid
+    return run_in_process(runs_dir, RunSpec(question, dataset, {**get(question).preset("quick"), **hp},
+                                            preset="quick"))
 
 
 @pytest.fixture

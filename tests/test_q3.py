@@ -7,6 +7,7 @@ import torch
 
 from core.questions import get
 from core.questions.base import InvalidHyperparameters
+from tests.conftest import run_in_process
 from core.models.transformer import Transformer
 from core.questions.base import Data
 from core.questions.q3 import (attention_maps, compatibility, complete, decode, encode, model_config, pixel_tokens,
@@ -213,13 +214,10 @@ def test_shipped_checkpoints_fit_their_data_and_have_learned(entry):
 
 # ----------------------------------------------------------------------------------------------- the page
 def _tiny_q3b_run(runs_dir):
-    from core.engine import worker
-    from core.lab import RunSpec, store as RunStore
+    from core.lab import RunSpec
 
     hp = {**get("q3b").preset("quick"), **TINY, "epochs": 1, "data_fraction": 0.02, "preview_samples": 4}
-    rid = RunStore(runs_dir).submit(RunSpec("q3b", "shapes-colored", hp), start=False)
-    assert worker.main(str(runs_dir / rid)) == 0
-    return rid
+    return run_in_process(runs_dir, RunSpec("q3b", "shapes-colored", hp))
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@ going away and coming back with runs queued, more runs than the cluster has room
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from core.engine import Policy, RunSpec
 from core.lab import store as make_store
+from tests.conftest import wait_for
 
 pytest.importorskip("ray.job_submission")
 pytestmark = pytest.mark.ray
@@ -44,11 +44,7 @@ def ray_store(head, runs_dir, monkeypatch):
 
 def drive(store, until, timeout=240):
     """Pump (as the server's pump thread does) until `until()` or the timeout."""
-    deadline = time.time() + timeout
-    while not until():
-        assert time.time() < deadline, {r["id"]: r["status"] for r in store.entries(fresh=True)}
-        store.pump()
-        time.sleep(0.5)
+    wait_for(until, timeout, what="the runs on the cluster", every=0.5, step=store.pump)
 
 
 def state(store, rid):

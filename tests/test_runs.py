@@ -10,18 +10,10 @@ import torch
 from core.engine import write_json_atomic
 from core.lab import InvalidSpec, RunSpec, store as RunStore
 from core.train import NonFiniteLoss, TrainConfig, fit
+from tests.conftest import wait_for
 
 QUICK = {"epochs": 2, "batch_size": 256, "lr": 0.05}
 LONG = {"epochs": 600, "batch_size": 1, "lr": 0.01}   # 8000 steps an epoch (4.8 M, under the step ceiling): runs until told to stop
-
-
-def wait_for(pred, timeout=60, what="condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def state(store, rid):
