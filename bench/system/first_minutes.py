@@ -3,7 +3,8 @@ the fine-tune from the shipped model, each through the real engine (a worker pro
 
     python -m bench.system.first_minutes [--only q1a,q6] [--kinds quick,fine-tune] [--out DIR] [--timeout 900]
 
-Prints one row per run: seconds from submit to the first curve point (the first train event) and to done, the
+Prints one row per run: seconds from submit to the first curve point (the first train or test event: a fine-tune's
+curve starts at its starting model's test loss) and to done, the
 final test loss in the question's unit, the shipped model's test loss beside a fine-tune (and the ratio), and the
 question's sample-quality measure where one fits: Q6 "images match their captions" (its run measures it), and on
 MNIST data the share of the run's final samples the shipped digit classifier reads as a digit with confidence
@@ -55,7 +56,7 @@ def one(store, spec, timeout: float) -> dict:
     while True:
         store.pump()
         status = store.status(rid)
-        if first is None and any(e.get("type") == "train" for e in store.events(rid)[0]):
+        if first is None and any(e.get("type") in ("train", "test") for e in store.events(rid)[0]):
             first = time.time() - t0
         if status.get("state") not in ("queued", "running"):
             break
