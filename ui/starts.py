@@ -34,7 +34,7 @@ def start_picker(q, dataset: str, key: str) -> tuple[str, dict] | None:
         ids = [s[0] for s in runs]
         if asked == "shipped" and shipped:
             index = options.index(SHIPPED)
-        elif rid and f"run:{rid}" in ids and may_view(rid):
+        elif rid and f"run:{rid}" in ids:   # the viewer's own finished runs (sources.starts)
             index, run_index = options.index(MINE), ids.index(f"run:{rid}")
         elif rid and store().dir_exists(rid) and not may_view(rid):
             _link_warn("start", "that run is not yours to open")

@@ -43,10 +43,7 @@ def digit_share(images) -> float | None:
 
 def final_samples(run_dir: Path):
     """The run's final samples (samples.npy, as the worker saves them), None when it saved none."""
-    for name in ("samples.npy", "samples_final.npy"):
-        if (run_dir / name).exists():
-            return np.load(run_dir / name)
-    return None
+    return np.load(run_dir / "samples.npy") if (run_dir / "samples.npy").exists() else None
 
 
 def one(store, spec, timeout: float) -> dict:
