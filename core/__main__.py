@@ -133,6 +133,13 @@ def cmd_report(a) -> int:
     return 0
 
 
+def cmd_warm_tokens(a) -> int:
+    from .questions.q4.tokens import warm_cache
+
+    warm_cache(log=print)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,6 +173,9 @@ def main(argv=None) -> int:
     p.add_argument("--tolerance", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
     common(p, preset=False)
     p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser("warm-tokens", help="tokenize the coloured MNIST sets with the shipped tokenizers into the "
+                                          "data cache (the first Q4b and Q6 runs then start in seconds)")
+    p.set_defaults(fn=cmd_warm_tokens)
     p = sub.add_parser("report", help="collect figures, summary.json and the write-up")
     p.add_argument("--out", required=True)
     p.add_argument("--prefer", default="runs", choices=("runs", "pretrained", "runs-only"))

@@ -63,6 +63,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     eval_batch_size: int | None = None  # defaults to 2 x batch_size
+    # 0: the whole test set is scored before training and after every epoch. N: a seeded sample of N test examples
+    # is scored before training and after every epoch but the last, which scores the whole set (a curve point in
+    # seconds, not a minute, and the same final number)
+    test_sample: int = 0
 
 
 @dataclass
@@ -104,6 +108,16 @@ def _to(data, device):
     if isinstance(data, (tuple, list)):
         return type(data)(d.to(device) for d in data)
     return data.to(device)
+
+
+def sample_rows(test, count: int, seed: int):
+    """The test examples a run scores per epoch: `count` of them, a seeded random sample in their order (all of
+    `test`, unchanged, when count is 0 or not below its size)."""
+    n = _n(test)
+    if not count or count >= n:
+        return test
+    idx = torch.as_tensor(np.sort(np.random.default_rng(seed).permutation(n)[:int(count)]))
+    return _take(test, idx.to(_device_of(test)), _device_of(test))
 
 
 def _take(data, idx, device):
@@ -165,7 +179,9 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     """Train `model` with minibatches of `train` (a tensor or tuple of tensors, first dim = examples).
 
     on_epoch_end(epoch, model) is called after each epoch's test loss (e.g. to draw preview samples).
-    Emits events: train {step, epoch, loss, lr}, test {epoch, loss}, epoch {epoch, seconds}.
+    The test loss is of the whole test set, or (cfg.test_sample) of a sample of it except after the last epoch.
+    Emits events: start {..., test_sample when a sample}, train {step, epoch, loss, lr}, test {epoch, loss, n: the
+    examples scored}, epoch {epoch, seconds}.
     """
     ctx = ctx or RunContext()
     seed_everything(cfg.seed)
@@ -194,9 +210,17 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
     res = TrainResult(steps_per_epoch=steps_per_epoch)
     t0 = time.time()
 
-    ctx.emit("start", steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, n_train=n, n_test=_n(test))
-    res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device, ctx, "evaluating the untrained model"))
-    ctx.emit("test", epoch=0, loss=res.test_losses[-1])
+    sample = sample_rows(test, cfg.test_sample, cfg.seed + 1)
+    n_sample = _n(sample)
+    ctx.emit("start", steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, n_train=n, n_test=_n(test),
+             **({"test_sample": n_sample} if n_sample < _n(test) else {}))
+
+    def score(epoch: int, phase: str):
+        part = test if epoch == cfg.epochs else sample
+        res.test_losses.append(evaluate(model, loss_fn, part, eval_bs, device, ctx, phase))
+        ctx.emit("test", epoch=epoch, loss=res.test_losses[-1], n=_n(part))
+
+    score(0, "evaluating the untrained model")
     step, limit = 0, max_steps()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -223,8 +247,7 @@ def fit(model, loss_fn, train, test, cfg: TrainConfig, ctx=None, on_epoch_end=No
             res.train_losses.append(loss.item())
             ctx.emit("train", step=step, epoch=step / steps_per_epoch, loss=res.train_losses[-1],
                      lr=opt.param_groups[0]["lr"])
-        res.test_losses.append(evaluate(model, loss_fn, test, eval_bs, device, ctx, f"evaluating epoch {epoch}"))
-        ctx.emit("test", epoch=epoch, loss=res.test_losses[-1])
+        score(epoch, f"evaluating epoch {epoch}")
         ctx.emit("epoch", epoch=epoch, seconds=time.time() - te)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)

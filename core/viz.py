@@ -42,7 +42,7 @@ def downsample(xs, ys, max_points: int = 2000):
 def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, title: str = "",
                unit: str = "nats/dim", max_points: int = 2000, name_prefix: str = "",
                colors=(TRAIN_COLOR, TEST_COLOR), fig=None, train_x=None, reference: float | None = None,
-               shipped=None, shipped_name: str = "shipped model", restarts=()):
+               shipped=None, shipped_name: str = "shipped model", restarts=(), test_sample: int | None = None):
     """Train loss of every minibatch and test loss per epoch, both on an epoch axis.
 
     train_losses: per-minibatch losses; test_losses: epochs+1 values (before training, after each epoch).
@@ -51,6 +51,7 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
     reference: the course's number, drawn as a dashed line labelled with it and the unit.
     shipped: [[epoch, test loss], ...] of the shipped model's own training, drawn as a faint dotted trace.
     restarts: epochs where a run continued from the one before (core.compare.join), each a dotted vertical line.
+    test_sample: the test examples each point but the last scored, when a sample (the legend says so).
     """
     go = _go()
     train_losses = np.asarray(train_losses, dtype=float)
@@ -66,7 +67,9 @@ def loss_curve(train_losses, test_losses, steps_per_epoch: float | None = None, 
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name_prefix}train", line=dict(color=colors[0], width=1.5)))
     if len(test_losses):
         fig.add_trace(go.Scatter(x=np.arange(len(test_losses)), y=test_losses, mode="lines+markers",
-                                 name=f"{name_prefix}test", line=dict(color=colors[1], width=2.5)))
+                                 name=f"{name_prefix}test" + (f" (a {test_sample:,}-example sample; the last: all)"
+                                                              if test_sample else ""),
+                                 line=dict(color=colors[1], width=2.5)))
     if shipped:
         fig.add_trace(go.Scatter(x=[p[0] for p in shipped], y=[p[1] for p in shipped], mode="lines+markers",
                                  name=f"{shipped_name} (test, as it trained)", opacity=0.45,

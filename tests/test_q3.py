@@ -150,7 +150,7 @@ def test_runs_end_to_end_train_then_race_the_checkpoint(runs_dir, monkeypatch):
 
     store = RunStore(runs_dir)
     hp = {**get("q3b").preset("quick"), **TINY, "epochs": 1, "data_fraction": 0.05, "lr": 1e-2, "warmup_steps": 5,
-          "preview_samples": 4}
+          "preview_samples": 4, "test_sample": 100}
     rid = store.submit(RunSpec("q3b", "shapes-colored", hp), start=False)
     assert worker.main(str(runs_dir / rid)) == 0, (runs_dir / rid / "worker.log")
     st = store.status(rid)
@@ -216,7 +216,8 @@ def test_shipped_checkpoints_fit_their_data_and_have_learned(entry):
 def _tiny_q3b_run(runs_dir):
     from core.lab import RunSpec
 
-    hp = {**get("q3b").preset("quick"), **TINY, "epochs": 1, "data_fraction": 0.02, "preview_samples": 4}
+    hp = {**get("q3b").preset("quick"), **TINY, "epochs": 1, "data_fraction": 0.02, "preview_samples": 4,
+          "test_sample": 100}
     return run_in_process(runs_dir, RunSpec("q3b", "shapes-colored", hp))
 
 

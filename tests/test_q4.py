@@ -301,3 +301,59 @@ def test_page_says_the_shipped_models_were_trained_on_the_earlier_coloured_mnist
     assert not at.exception, [e.value for e in at.exception]
     notes = [c.value for c in at.caption if "the earlier look of this set" in c.value]
     assert {n.split("`")[1] for n in notes} == {e["name"] for e in olds if e["question"] in ("q4a", "q4b")}, notes
+
+
+class CountingTokenizer:
+    """quantize = every 4th pixel of the red channel (a (B,7,7) grid in 0..3); counts the images it is given."""
+    n_embeddings = 4
+
+    def __init__(self):
+        self.seen = 0
+
+    def quantize(self, x):
+        self.seen += len(x)
+        return np.asarray(x)[:, ::4, ::4, 0].astype(np.int64)
+
+
+def test_a_shipped_tokenizers_tokens_are_kept_per_image_and_a_bad_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARLAB_DATA_DIR", str(tmp_path))
+    images = np.random.default_rng(0).integers(0, 4, (40, 28, 28, 3), dtype=np.uint8)
+    tok, sha = CountingTokenizer(), "ab" * 32
+    expect = q4.tokenize(CountingTokenizer(), images)
+    first = q4.TokenCache(sha, images, 4).tokens(tok, np.arange(10))
+    assert tok.seen == 10 and np.array_equal(first, expect[:10])
+    rows = np.array([5, 8, 20, 30])
+    again = q4.TokenCache(sha, images, 4).tokens(tok, rows)       # only 20 and 30 are new
+    assert tok.seen == 12 and np.array_equal(again, expect[rows])
+    assert np.array_equal(q4.TokenCache(sha, images, 4).tokens(tok, rows), expect[rows]) and tok.seen == 12
+    # other images or another tokenizer: another file, nothing shared
+    other = images.copy()
+    other[0, 0, 0, 0] = (other[0, 0, 0, 0] + 1) % 4
+    paths = {q4.TokenCache(s, x, 4).path for s, x in ((sha, images), (sha, other), ("cd" * 32, images))}
+    assert len(paths) == 3
+    # a torn or edited file is not trusted: everything asked is tokenized again, and the file rewritten
+    path = q4.TokenCache(sha, images, 4).path
+    for bad in (b"not a numpy file", None):
+        if bad is None:
+            edited = np.load(path)
+            edited[5, 0] = 9                        # a token out of range
+            np.save(path, edited)
+        else:
+            path.write_bytes(bad)
+        tok.seen = 0
+        assert np.array_equal(q4.TokenCache(sha, images, 4).tokens(tok, rows), expect[rows]) and tok.seen == 4
+
+
+def test_tokenize_parts_uses_the_shared_cache_only_for_a_shipped_tokenizer(tmp_path, monkeypatch):
+    from core.context import RunContext
+
+    monkeypatch.setenv("ARLAB_DATA_DIR", str(tmp_path))
+    images = np.random.default_rng(1).integers(0, 4, (30, 28, 28, 3), dtype=np.uint8)
+    keep = np.array([1, 4, 9])
+    tok = CountingTokenizer()
+    out = q4.tokenize_parts(tok, {"train": (images, keep), "test": images[:5]}, RunContext())   # a run's tokenizer
+    assert tok.seen == 8 and not (tmp_path / "tokens").exists()
+    assert np.array_equal(out["train"], q4.tokenize(CountingTokenizer(), images[keep]))
+    q4.tokenize_parts(tok, {"train": (images, keep)}, RunContext(), shipped_sha256="ef" * 32)
+    q4.tokenize_parts(tok, {"train": (images, keep)}, RunContext(), shipped_sha256="ef" * 32)
+    assert tok.seen == 8 + 3 and len(list((tmp_path / "tokens").iterdir())) == 1

@@ -40,7 +40,7 @@ def curve(view: RunView, unit: str = "nats/dim", title: str = "", against: dict 
     return viz.loss_curve(view.train, view.test, view.steps_per_epoch, title=title, unit=unit,
                           max_points=LIVE_POINTS, train_x=view.train_epoch, reference=g.get("reference"),
                           shipped=g.get("shipped"), shipped_name=g.get("shipped_name") or "shipped model",
-                          restarts=restarts)
+                          restarts=restarts, test_sample=getattr(view, "test_sample", None))
 
 
 def run_samples(view: RunView, status: dict, art: dict | None, grid, note: str = ""):

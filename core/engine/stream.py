@@ -39,6 +39,7 @@ class EventView:
         self.test_t: list = []
         self.steps_per_epoch: float | None = None
         self.epochs: int | None = None
+        self.test_sample: int | None = None   # test examples a curve point scores, when a sample (all at the end)
         self.artifacts: list = []
         self.logs: list = []
         self.latest: dict = {}        # the last event of every type
@@ -102,6 +103,7 @@ class EventView:
             self.test_t.append(since)
         elif t == "start":
             self.steps_per_epoch, self.epochs = ev.get("steps_per_epoch"), ev.get("epochs")
+            self.test_sample = ev.get("test_sample")
         elif t == "artifact":
             self.artifacts.append(ev)
             if len(self.artifacts) >= 2 * PER_TYPE:

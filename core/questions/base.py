@@ -167,6 +167,14 @@ def transformer_fields(layers: int, epochs: tuple, batch: tuple, warmup: int, lr
     )
 
 
+def test_sample_field(examples: str = "test images", note: str = "") -> Field:
+    """How many test examples a curve point scores (core.train.TrainConfig.test_sample): 0 = all of them."""
+    return Field("test_sample", 0, 0, 1_000_000, label="test sample per epoch",
+                 help=f"0 = all the {examples} after every epoch; N = a seeded sample of N of them before training and "
+                      "after each epoch but the last, which always scores them all: the curve's points come in "
+                      "seconds instead of a minute, and the final test loss is the same" + note)
+
+
 @dataclass
 class Data:
     """What a question trains on: the notebook's arrays, plus what some questions also need."""

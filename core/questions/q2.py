@@ -3,8 +3,8 @@
     q2a: 7x7 type-A conv, `layers` 7x7 type-B convs, two 1x1 type-B convs, ReLU, 64 filters, 2-way softmax.
     q2b: 7x7 type-A conv, `blocks` residual blocks (1x1, 7x7 type B, 1x1), layer norm over channels, 120 filters,
          a 4-way softmax per colour channel.
-Both train through core.train.fit on a (seeded) subset of the training images; the test loss is always on the
-whole test set. After every epoch a preview grid of 25 samples (fast sampler); at the end 100 samples (10x10).
+Both train through core.train.fit on a (seeded) subset of the training images; the final test loss is always on
+the whole test set (the points before it on a sample of it when `test_sample` says so). After every epoch a preview grid of 25 samples (fast sampler); at the end 100 samples (10x10).
 
 Data: uint8 images (N, H, W, C): {0,1} for shapes/mnist, {0..3} for the coloured sets.
 `subset`: <= 1 is a share of the training images, > 1 a number of images.
@@ -21,7 +21,7 @@ from .. import data, memory
 from ..context import RunContext, epoch_name
 from ..models.pixelcnn import PixelCNN, loss, mask_array, receptive_field, sample  # noqa: F401 (mask_array: pages)
 from ..train import TrainConfig, fit, stop_check, subset_indices
-from .base import Data, Field, InvalidHyperparameters, Question, Trained
+from .base import Data, Field, InvalidHyperparameters, Question, Trained, test_sample_field
 
 # data set -> ((H, W, C), training images), from core.data.SETS (a test checks them against the loaded arrays)
 IMAGES = {name: (data.image_shape(name), data.SETS[name]["counts"][0])
@@ -45,7 +45,8 @@ def _fields(filters: int, depth: Field, extra: tuple = ()) -> tuple:
         Field("lr", 1e-3, 1e-5, 1.0, label="learning rate", help="Adam"),
         Field("subset", 1.0, 0.001, 60000.0, label="training subset",
               help="up to 1: the share of the training images used; above 1: that many images "
-                   "(a seeded random subset; the test loss always uses the whole test set)"),
+                   "(a seeded random subset; the final test loss always uses the whole test set)"),
+        test_sample_field(),
     )
 
 
@@ -184,7 +185,8 @@ class PixelCNNQ(Question):
                             on_row=stop_check(ctx, f"drawing the epoch {epoch} previews"))
                 ctx.save_images(epoch_name("preview", epoch), imgs, ncols=5, levels=self.n_values, epoch=epoch)
 
-        cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], seed=seed, device=device)
+        cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], seed=seed, device=device,
+                          test_sample=hp["test_sample"])
         res = fit(model, loss, torch.as_tensor(train[idx]), torch.as_tensor(test), cfg, ctx, on_epoch_end)
         return Trained(model.eval(), self.config(model, shape), res, {"n_train": len(idx)})
 
@@ -208,7 +210,7 @@ class PixelCNNQ(Question):
 class BinaryQ(PixelCNNQ):
     key, title = "q2a", "PixelCNN (binary)"
     heading = "Question 2: PixelCNNs — (a) PixelCNNs on Shapes and MNIST"
-    quick_seconds = {"shapes": 111, "mnist": 249}
+    quick_seconds = {"shapes": 138}
     datasets = ("shapes", "mnist")
     reference = {"shapes": 0.0420}   # the course's final test loss (nats/dim)
     students = {"shapes": (0.034, 0.061), "mnist": (0.0755, 0.0790)}   # what students reached (spec.md)
@@ -216,13 +218,13 @@ class BinaryQ(PixelCNNQ):
     architecture = ("filters", "layers", "kernel_size")
     # from a trained model: a tenth of the homework rate, one pass over 2,000 images (~1-2 min on 2 CPU cores,
     # the final 100 samples included)
-    finetune = {"epochs": 1, "lr": 1e-4, "subset": 2000.0}
+    finetune = {"epochs": 1, "lr": 1e-4, "subset": 2000.0, "test_sample": 500}
     fields = _fields(64, Field("layers", 5, 0, 20, help="k x k type-B convolutions after the type-A one "
                                                         "(two 1x1 type-B convolutions always follow)"))
     presets = {  # the first preset is the default on a CPU
-        # measured on 2 CPU cores: shapes 0.775 -> 0.050 nats/dim in 105 s (data v2; v1 0.068); MNIST 0.611 -> 0.088
-        # in 249 s
-        "quick": {"filters": 32, "layers": 4, "epochs": 10, "batch_size": 32, "subset": 6000.0},
+        # measured on the 2-core box (bench.system.first_minutes): shapes 0.775 -> 0.0561 nats/dim in 138 s (10 epochs
+        # took 251 s for 0.0517); MNIST not measured at 6 epochs (10 took 249 s on a faster day)
+        "quick": {"filters": 32, "layers": 4, "epochs": 6, "batch_size": 32, "subset": 6000.0, "test_sample": 1000},
         "homework": {},   # the spec's net: 7x7 A, five 7x7 B, two 1x1 B, 64 filters; Adam 1e-3, batch 128, 10 epochs
     }
 
@@ -230,22 +232,23 @@ class BinaryQ(PixelCNNQ):
 class ColourQ(PixelCNNQ):
     key, title = "q2b", "PixelCNN (colour)"
     heading = "Question 2: PixelCNNs — (b) PixelCNNs on Colored Shapes and MNIST: Independent Color Channels"
-    quick_seconds = {"shapes-colored": 164, "mnist-colored": 146}
+    quick_seconds = {"shapes-colored": 152}
     datasets = ("shapes-colored", "mnist-colored")
     n_values, residual, depth = 4, True, "blocks"
     reference = {"shapes-colored": 0.0444}
     students = {"shapes-colored": (0.0425, 0.080), "mnist-colored": (0.0787, 0.153)}
     memory_fields = ("batch_size", "filters", "batch size, filters or blocks")
     architecture = ("filters", "blocks", "kernel_size", "layer_norm")
-    finetune = {"epochs": 1, "lr": 1e-4, "subset": 1000.0}   # the homework net is ~3x the binary one's work
+    # the homework net is ~3x the binary one's work
+    finetune = {"epochs": 1, "lr": 1e-4, "subset": 1000.0, "test_sample": 500}
     fields = _fields(120, Field("blocks", 8, 0, 20, help="residual blocks: 1x1 down to filters/2, k x k type B, "
                                                          "1x1 back up"),
                      (Field("layer_norm", True, label="layer norm",
                             help="over the channels of each pixel only, so no pixel sees a later one"),))
     presets = {  # the first preset is the default on a CPU
-        # measured on 2 CPU cores: coloured shapes 1.379 -> 0.056 nats/dim in 133 s (data v2; v1 0.067); coloured MNIST
-        # ~35 s per epoch (1.415 -> 0.345 after 4 epochs)
-        "quick": {"filters": 64, "blocks": 3, "epochs": 10, "batch_size": 32, "subset": 6000.0},
+        # measured on the 2-core box (bench.system.first_minutes): coloured shapes 1.377 -> 0.0721 nats/dim in 152 s
+        # (10 epochs took 285 s for 0.0550); coloured MNIST ~35 s per epoch (1.415 -> 0.345 after 4 epochs)
+        "quick": {"filters": 64, "blocks": 3, "epochs": 5, "batch_size": 32, "subset": 6000.0, "test_sample": 1000},
         "homework": {"epochs": 15},  # 120 filters, 8 blocks, layer norm; Adam 1e-3, batch 128
     }
 

@@ -127,21 +127,118 @@ def tokenize(vqvae, images, batch_size: int = 1000, progress=None, check=None) -
     return tokens
 
 
-def tokenize_parts(vqvae, parts: dict, ctx: RunContext) -> dict:
-    """{part: images} -> {part: (N,49) tokens}, with progress; kept as tokens_<part>.npy in the run folder (when the
-    context has one), so a restarted run does not tokenize again."""
+def tokenize_parts(vqvae, parts: dict, ctx: RunContext, shipped_sha256: str | None = None) -> dict:
+    """{part: images, or (images, the rows used)} -> {part: (N,49) tokens of the rows used}, with progress.
+
+    Kept as tokens_<part>.npy in the run folder (when the context has one), so a restarted run does not tokenize
+    again. With `shipped_sha256` (a shipped tokenizer, verified against the manifest) the tokens are also kept in the
+    data cache, per image (TokenCache): a later run of anyone on this server tokenizes only images never seen."""
     tokens = {}
     for i, (part, x) in enumerate(parts.items()):
+        images, rows = x if isinstance(x, tuple) else (x, None)
         path = ctx.path(f"tokens_{part}.npy")
         if path is not None and path.exists():
-            tokens[part] = np.load(path)
+            tokens[part] = np.load(path, allow_pickle=False)
             continue
         what = f"tokenizing the {part} images"
-        tokens[part] = tokenize(vqvae, x, progress=lambda f, i=i, what=what: ctx.progress((i + f) / len(parts), what),
-                                check=stop_check(ctx, what))
+        progress = lambda f, i=i, what=what: ctx.progress((i + f) / len(parts), what)  # noqa: E731
+        check = stop_check(ctx, what)
+        if shipped_sha256:
+            tokens[part] = TokenCache(shipped_sha256, images, vqvae.n_embeddings).tokens(
+                vqvae, rows, progress=progress, check=check, log=lambda m: ctx.emit("log", msg=m))
+        else:
+            tokens[part] = tokenize(vqvae, images if rows is None else images[rows], progress=progress, check=check)
         if path is not None:
             np.save(path, tokens[part])
     return tokens
+
+
+class TokenCache:
+    """The tokens a shipped tokenizer gives a fixed array of images, kept in the data cache (core.data.store) as one
+    (N,49) int16 file, -1 where an image was not tokenized yet. The file's name is made of the tokenizer's checksum
+    and the images' checksum only (nothing a learner typed); a file that does not read back as such an array (torn,
+    edited, another shape or range) is ignored and rewritten. Writes are atomic; two runs filling it at once can
+    only each keep what the other added less (and tokenize it again later)."""
+
+    def __init__(self, tokenizer_sha256: str, images: np.ndarray, n_embeddings: int):
+        import hashlib
+
+        from ...data import store
+
+        self.images, self.K = images, int(n_embeddings)
+        digest = hashlib.sha256(np.ascontiguousarray(images).view(np.uint8).data).hexdigest()
+        self.path = store.path("tokens", f"{tokenizer_sha256[:20]}-{digest[:20]}-{len(images)}.npy")
+
+    def load(self) -> np.ndarray:
+        fresh = np.full((len(self.images), TOKENS), -1, dtype=np.int16)
+        try:
+            have = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return fresh
+        if have.shape != fresh.shape or have.dtype != np.int16 or have.min() < -1 or have.max() >= self.K:
+            return fresh
+        return have
+
+    def tokens(self, vqvae, rows=None, progress=None, check=None, log=None) -> np.ndarray:
+        """(len(rows), 49) int64 tokens of images[rows] (all images when rows is None), tokenizing only the missing."""
+        from ...data import store
+
+        have = self.load()
+        rows = np.arange(len(self.images)) if rows is None else np.asarray(rows)
+        missing = rows[(have[rows] < 0).any(1)]
+        if len(missing):
+            if log is not None and len(missing) < len(rows):
+                log(f"tokens: {len(rows) - len(missing):,} images from this server's token cache, "
+                    f"{len(missing):,} to tokenize")
+            have[missing] = tokenize(vqvae, self.images[missing], progress=progress, check=check)
+            try:
+                with store.atomic_path(self.path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, have)
+            except OSError as e:   # a read-only or full cache: the run goes on, it only tokenizes again next time
+                if log is not None:
+                    log(f"tokens not kept in the cache ({e.strerror or e})")
+        elif log is not None:
+            log(f"tokens: all {len(rows):,} images from this server's token cache")
+        if progress is not None:
+            progress(1.0)
+        return have[rows].astype(np.int64)
+
+
+def warm_cache(log=print, device: str = "cpu") -> int:
+    """Tokenize every fetched data set that a question reads through a shipped tokenizer (a `tokenizer` field) into
+    the data cache, so the first Q4b and Q6 runs on this server start in seconds instead of minutes. Data sets not
+    fetched and tokenizers not shipped are skipped with a line. Returns the number of images tokenized now."""
+    import time
+
+    from ... import data, questions
+
+    done, total = set(), 0
+    for q in map(questions.get, questions.REGISTRY):
+        if "tokenizer" not in {f.name for f in q.fields}:
+            continue
+        for ds in q.datasets:
+            try:
+                found = find_tokenizer("pretrained", ds)
+                arrays = data.load(ds)
+            except (TokenizerMissing, data.DataNotFetched) as e:
+                log(f"tokens for {ds}: skipped ({e})")
+                continue
+            if found.sha256 is None:
+                continue
+            tok = load_tokenizer(found.source, device)
+            for part, images in (("train", arrays[0]), ("test", arrays[1])):
+                cache = TokenCache(found.sha256, check_images(images, f"{ds} {part} images"), tok.n_embeddings)
+                if cache.path in done:
+                    continue
+                done.add(cache.path)
+                missing = int((cache.load() < 0).any(1).sum())
+                t0 = time.time()
+                cache.tokens(tok)
+                total += missing
+                log(f"tokens for {ds} {part}: {len(images):,} images, {missing:,} tokenized now "
+                    f"({time.time() - t0:.0f} s), in {cache.path}")
+    return total
 
 
 def with_bos(tokens: np.ndarray, bos: int) -> torch.Tensor:

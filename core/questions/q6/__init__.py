@@ -40,7 +40,7 @@ from ...data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS
 from ...models.transformer import Transformer
 from ...train import TrainConfig, fit, stop_check, subset_indices
 from .. import q4
-from ..base import Data, Field, Question, Trained, transformer_fields
+from ..base import Data, Field, Question, Trained, test_sample_field, transformer_fields
 from .agreement import (DIGIT_CLASSIFIER, DIGIT_READER, N_AGREE, WORD_PARTS, agreement,  # noqa: F401
                         images_match, labels_of, load_digit_classifier, parse, read_colours, rgb,
                         train_digit_classifier, word_hits, words_true)
@@ -61,13 +61,14 @@ FIELDS = (
                         epochs_help="passes over the training pairs",
                         batch_help="sequences of 58 tokens per minibatch"),
     Field("data_fraction", 1.0, 0.001, 1.0, label="data fraction", help="share of the training pairs used"),
+    test_sample_field("test pairs"),
     Field("samples_per_epoch", 9, 0, 9, label="previews per epoch",
           help="after every epoch: captions for this many test images and images for as many test captions"),
     q4.TEMPERATURE_FIELD,
 )
 PRESETS = {  # the first is the default on a CPU, homework on a GPU
     "quick": {"d_model": 64, "heads": 4, "layers": 2, "epochs": 3, "batch_size": 64, "lr": 2e-3,
-              "warmup_steps": 100, "data_fraction": 0.25},
+              "warmup_steps": 100, "data_fraction": 0.5, "test_sample": 1000},
     "homework": {},  # the course's Q4b transformer: d_model 128, 4 heads, 4 layers, 30 epochs, lr 1e-3
 }
 
@@ -97,13 +98,14 @@ class MultimodalQ(Question):
     students = {"mnist-v2": (2.45, 3.07)}  # on the course's data (spec.md)
     heading = "Question 6: Causal Transformer — Multimodal — (a) Text and Image Generation"
     numbered_files = False
-    quick_seconds = {None: 248}
+    quick_seconds = {None: 137}
 
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
     architecture = ("tokenizer", "d_model", "heads", "layers")
     # from a trained model: a tenth of the homework peak, a short warm-up, one pass over 5% of the pairs (an epoch
     # of the homework net takes ~10 min on 2 CPU cores)
-    finetune = {"epochs": 1, "lr": 1e-4, "warmup_steps": 20, "data_fraction": 0.05, "samples_per_epoch": 3}
+    finetune = {"epochs": 1, "lr": 1e-4, "warmup_steps": 20, "data_fraction": 0.05, "samples_per_epoch": 3,
+                "test_sample": 500}
 
     def check(self, hp, dataset):
         return {**super().check(hp, dataset), **q4.token_model_check(self, hp, dataset)}
@@ -133,10 +135,11 @@ class MultimodalQ(Question):
         if len(xtr) != len(ctr) or len(xte) != len(cte):
             raise ValueError("every image needs its caption: the image and caption counts differ")
         keep = subset_indices(len(xtr), hp["data_fraction"], seed)
-        xtr, ctr = q4.check_images(xtr, "training images")[keep], [ctr[i] for i in keep]
+        everything = q4.check_images(xtr, "training images")
+        xtr, ctr = everything[keep], [ctr[i] for i in keep]
         xte = q4.check_images(xte, "test images")
         vocab = Vocab.from_captions(ctr, tok.n_embeddings)
-        codes = q4.tokenize_parts(tok, {"train": xtr, "test": xte}, ctx)
+        codes = q4.tokenize_parts(tok, {"train": (everything, keep), "test": xte}, ctx, shipped_sha256=data.sha256)
         words_tr = np.array([vocab.encode(c) for c in ctr])
         words_te = np.array([vocab.encode(c) for c in cte])  # a test word unseen in training: UnknownWords
         info = {"n_embeddings": tok.n_embeddings, "n_words": len(vocab.words), "vocab_size": vocab.size,
@@ -159,7 +162,8 @@ class MultimodalQ(Question):
                 ctx.save_images(epoch_name("images", epoch), drawn, ncols=3, levels=4, epoch=epoch, captions=prev_caps)
 
         cfg = TrainConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
-                          warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device)
+                          warmup_steps=hp["warmup_steps"], schedule="cosine", seed=seed, device=device,
+                          test_sample=hp["test_sample"])
         res = fit(model, loss_fn, pair_layouts(vocab, codes["train"], words_tr),
                   pair_layouts(vocab, codes["test"], words_te), cfg, ctx, on_epoch_end)
         return Trained(model.eval(), config, res, {**info, "vocab": vocab, "test_codes": codes["test"]})
