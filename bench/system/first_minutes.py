@@ -11,7 +11,8 @@ MNIST data the share of the run's final samples the shipped digit classifier rea
 >= 0.9 (nothing where no instrument fits: shapes, 1-D data, poetry). Runs go one at a time into a fresh runs folder
 (the app's runs/ is untouched); DIR/first_minutes.json keeps the table. Targets (issue: a learner's first minutes):
 every run done in <= 180 s, the first point <= 15 s after submit, a fine-tune within 5% of the shipped model's test
-loss or better, Q6's fine-tune images matching >= 0.75.
+loss or better, Q6's fine-tune images matching >= 0.75. A Q4b or Q6 row says how many of its images' tokens the data
+cache already held (`python -m core warm-tokens`, which `lab.sh app` starts in the background, fills it).
 """
 from __future__ import annotations
 
@@ -64,10 +65,13 @@ def one(store, spec, timeout: float) -> dict:
         time.sleep(0.5)
     done = time.time() - t0
     res = status.get("result") or {}
+    logs = [e.get("msg", "") for e in store.events(rid)[0] if e.get("type") == "log"]
+    cache = next((m for m in logs if "token cache" in m), None)   # Q4b/Q6: what the data cache already held
     return {"run": rid, "state": status.get("state"), "reason": status.get("reason", ""),
             "first_point_s": round(first, 1) if first is not None else None, "done_s": round(done, 1),
             "test_loss": res.get("test_loss"), "unit": res.get("unit", ""),
-            "images_match": res.get("images_match"), "start_loss": (res.get("metrics") or {}).get("start_loss")}
+            "images_match": res.get("images_match"), "start_loss": (res.get("metrics") or {}).get("start_loss"),
+            "tokens": cache}
 
 
 def main(argv=None) -> int:
@@ -111,7 +115,8 @@ def main(argv=None) -> int:
                        f"digit >=0.9: {r['reads_as_digit']:.3f}" if r.get("reads_as_digit") is not None else "")
             loss = f"{r['test_loss']:.4f}" if isinstance(r["test_loss"], float) else str(r["state"])
             print(f"{key:9} {ds:15} {kind:10} {r['first_point_s'] or '-':>8} {r['done_s']:>7} {loss:>10} "
-                  f"{shipped or '':>9.7} {(f'{ratio:.3f}' if ratio else ''):>6} {quality:>22}  {r['unit']}", flush=True)
+                  f"{shipped or '':>9.7} {(f'{ratio:.3f}' if ratio else ''):>6} {quality:>22}  {r['unit']}"
+                  + (f"  ({r['tokens']})" if r.get("tokens") else ""), flush=True)
     (out / "first_minutes.json").write_text(json.dumps(rows, indent=1))
     print(f"table: {out / 'first_minutes.json'}")
     return 0
