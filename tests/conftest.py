@@ -12,6 +12,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ray: runs on a real local Ray head (select with -m ray)")
 
 
+# The files that take longest (pytest --durations on the 2-core box: each 10-100 s), in the order the test processes
+# of `bash lab.sh test` take them (pytest-xdist --dist loadfile --no-loadscope-reorder: each process is handed the
+# next file in this order when it is done with its own), so no long file starts last and leaves the other processes
+# idle at the end; the browser file first, so its server starts before the Ray head's. Run alone, the order changes
+# nothing.
+LONGEST_FIRST = ("test_browser.py", "test_q4.py", "test_signin.py", "test_ray.py", "test_q3.py", "test_report.py",
+                 "test_runs.py", "test_compare.py", "test_vqvae.py", "test_q1.py", "test_q6.py", "test_data.py",
+                 "test_classroom.py", "test_guards.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: a file keeps its own order
+
+
 def open_page(page, who=None, query=None, instructor=False):
     """The app (AppTest) on `page` as learner `who` (a browser token "b:<who>"; None: a new guest), with `query` in
     its link; fails on any exception the page raised."""
