@@ -36,7 +36,7 @@ case "${1:-app}" in
     # the background at the lowest priority (a run that starts first tokenizes what it needs itself)
     log="${ARLAB_DATA_DIR:-data_cache}/warm-tokens.log"
     mkdir -p "$(dirname "$log")"
-    (nice -n 19 .venv/bin/python -m core warm-tokens >"$log" 2>&1 &)
+    (nice -n 19 .venv/bin/python -u -m core warm-tokens >"$log" 2>&1 &)
     dev=()
     [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true --client.showErrorDetails full)
     case "${ARLAB_ADDRESS:-127.0.0.1}" in

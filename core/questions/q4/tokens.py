@@ -233,6 +233,8 @@ def warm_cache(log=print, device: str = "cpu") -> int:
                     continue
                 done.add(cache.path)
                 missing = int((cache.load() < 0).any(1).sum())
+                if missing:
+                    log(f"tokens for {ds} {part}: tokenizing {missing:,} of {len(images):,} images ...")
                 t0 = time.time()
                 cache.tokens(tok)
                 total += missing
