@@ -323,8 +323,9 @@ def test_a_shipped_tokenizers_tokens_are_kept_per_image_and_a_bad_cache_file_is_
     first = q4.TokenCache(sha, images, 4).tokens(tok, np.arange(10))
     assert tok.seen == 10 and np.array_equal(first, expect[:10])
     rows = np.array([5, 8, 20, 30])
-    again = q4.TokenCache(sha, images, 4).tokens(tok, rows)       # only 20 and 30 are new
-    assert tok.seen == 12 and np.array_equal(again, expect[rows])
+    cache = q4.TokenCache(sha, images, 4)
+    again = cache.tokens(tok, rows)                                 # only 20 and 30 are new
+    assert tok.seen == 12 and cache.tokenized == 2 and np.array_equal(again, expect[rows])
     assert np.array_equal(q4.TokenCache(sha, images, 4).tokens(tok, rows), expect[rows]) and tok.seen == 12
     # other images or another tokenizer: another file, nothing shared
     other = images.copy()
@@ -357,3 +358,23 @@ def test_tokenize_parts_uses_the_shared_cache_only_for_a_shipped_tokenizer(tmp_p
     q4.tokenize_parts(tok, {"train": (images, keep)}, RunContext(), shipped_sha256="ef" * 32)
     q4.tokenize_parts(tok, {"train": (images, keep)}, RunContext(), shipped_sha256="ef" * 32)
     assert tok.seen == 8 + 3 and len(list((tmp_path / "tokens").iterdir())) == 1
+
+
+def test_warm_tokens_fills_the_cache_once_for_each_shipped_tokenizer_and_image_array(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from core.questions.q4 import tokens
+
+    monkeypatch.setenv("ARLAB_DATA_DIR", str(tmp_path))
+    rng = np.random.default_rng(2)
+    arrays = {ds: tuple(rng.integers(0, 4, (n, 28, 28, 3), dtype=np.uint8) for n in (12, 5)) for ds in q4.DATASETS}
+    tok = CountingTokenizer()
+    monkeypatch.setattr("core.data.load", lambda ds: arrays[ds])
+    monkeypatch.setattr(tokens, "find_tokenizer", lambda v, ds: SimpleNamespace(source=f"pretrained:{ds}",
+                                                                                sha256=ds.encode().hex() * 4))
+    monkeypatch.setattr(tokens, "load_tokenizer", lambda source, device: tok)
+    said = []
+    # Q4b and Q6 both read mnist-v2 through its tokenizer: those images are tokenized once
+    assert tokens.warm_cache(log=said.append) == 2 * (12 + 5) and tok.seen == 34
+    assert tokens.warm_cache(log=said.append) == 0 and tok.seen == 34            # a second time: all cached
+    assert len(list((tmp_path / "tokens").iterdir())) == 4 and any("0 of 12 images tokenized now" in m for m in said)

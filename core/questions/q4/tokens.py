@@ -166,6 +166,7 @@ class TokenCache:
         from ...data import store
 
         self.images, self.K = images, int(n_embeddings)
+        self.tokenized = 0   # images the last `tokens` call had to tokenize
         digest = hashlib.sha256(np.ascontiguousarray(images).view(np.uint8).data).hexdigest()
         self.path = store.path("tokens", f"{tokenizer_sha256[:20]}-{digest[:20]}-{len(images)}.npy")
 
@@ -186,8 +187,9 @@ class TokenCache:
         have = self.load()
         rows = np.arange(len(self.images)) if rows is None else np.asarray(rows)
         missing = rows[(have[rows] < 0).any(1)]
+        self.tokenized = len(missing)
         if len(missing):
-            if log is not None and len(missing) < len(rows):
+            if log is not None:
                 log(f"tokens: {len(rows) - len(missing):,} images from this server's token cache, "
                     f"{len(missing):,} to tokenize")
             have[missing] = tokenize(vqvae, self.images[missing], progress=progress, check=check)
@@ -232,13 +234,10 @@ def warm_cache(log=print, device: str = "cpu") -> int:
                 if cache.path in done:
                     continue
                 done.add(cache.path)
-                missing = int((cache.load() < 0).any(1).sum())
-                if missing:
-                    log(f"tokens for {ds} {part}: tokenizing {missing:,} of {len(images):,} images ...")
                 t0 = time.time()
-                cache.tokens(tok)
-                total += missing
-                log(f"tokens for {ds} {part}: {len(images):,} images, {missing:,} tokenized now "
+                cache.tokens(tok, log=lambda m, ds=ds, part=part: log(f"{ds} {part} {m}"))
+                total += cache.tokenized
+                log(f"{ds} {part}: {cache.tokenized:,} of {len(images):,} images tokenized now "
                     f"({time.time() - t0:.0f} s), in {cache.path}")
     return total
 
