@@ -33,10 +33,13 @@ case "${1:-app}" in
     fi
     fetch
     # the first Q4b and Q6 runs start in seconds when the coloured MNIST sets are already tokenized: do it now, in
-    # the background at the lowest priority (a run that starts first tokenizes what it needs itself)
-    log="${ARLAB_DATA_DIR:-data_cache}/warm-tokens.log"
-    mkdir -p "$(dirname "$log")"
-    (nice -n 19 .venv/bin/python -u -m core warm-tokens >"$log" 2>&1 &)
+    # the background at the lowest priority (a run that starts first tokenizes what it needs itself);
+    # ARLAB_WARM_TOKENS=0 skips it (the test servers, which run no Q4b/Q6 training)
+    if [ "${ARLAB_WARM_TOKENS:-1}" != 0 ]; then
+      log="${ARLAB_DATA_DIR:-data_cache}/warm-tokens.log"
+      mkdir -p "$(dirname "$log")"
+      (nice -n 19 .venv/bin/python -u -m core warm-tokens >"$log" 2>&1 &)
+    fi
     dev=()
     [ "${ARLAB_DEV:-0}" = 1 ] && dev=(--server.fileWatcherType poll --server.runOnSave true --client.showErrorDetails full)
     case "${ARLAB_ADDRESS:-127.0.0.1}" in

@@ -19,7 +19,8 @@ def server(tmp_path_factory):
         pytest.skip("Chromium is not installed (bash lab.sh test installs it as root)")
     pytest.importorskip("playwright")
     try:
-        app = App(tmp_path_factory.mktemp("browser") / "runs", timeout=240)
+        app = App(tmp_path_factory.mktemp("browser") / "runs", timeout=240,
+                  env={"ARLAB_WARM_TOKENS": "0"})   # no background tokenizing beside the test
     except (RuntimeError, TimeoutError) as e:
         pytest.fail(str(e))
     with app:

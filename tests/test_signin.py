@@ -79,7 +79,8 @@ def app_url(provider, runs_dir, tmp_path):
     secrets.write_text(f'[auth]\nredirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
                        f'cookie_secret = "{os.urandom(16).hex()}"\nclient_id = "lab"\nclient_secret = "lab-secret"\n'
                        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    env = {"ARLAB_INSTRUCTORS": f"{ANN['email']}, {BOB['email']}", "ARLAB_INSTRUCTOR_KEY": None}
+    env = {"ARLAB_INSTRUCTORS": f"{ANN['email']}, {BOB['email']}", "ARLAB_INSTRUCTOR_KEY": None,
+           "ARLAB_WARM_TOKENS": "0"}   # no background tokenizing beside the test
     try:
         app = App(runs_dir, tmp_path / "app.log", env=env, timeout=240, port=port, args=["--secrets.files", secrets])
     except (RuntimeError, TimeoutError) as e:
