@@ -257,6 +257,7 @@ def test_page_completes_shows_attention_and_launches_a_race(runs_dir, no_pretrai
     assert not at.exception, [e.value for e in at.exception]
     races = RunStore(runs_dir).list(question="q3c")
     assert len(races) == 1 and races[0]["spec"]["hparams"]["checkpoint"] == f"run:{rid}"
+    RunStore(runs_dir).cancel(races[0]["id"])  # it was started in the background: stop it
 
 
 def test_race_on_a_cpu_leaves_one_core_to_the_page(monkeypatch):

@@ -146,10 +146,11 @@ def test_all_quick_writes_every_figure_it_can(runs_dir, tmp_path):
 def test_report_page_renders_builds_and_its_zip_holds_what_it_lists(runs_dir, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from core.lab import RunSpec
+    from tests.conftest import run_in_process
+
     monkeypatch.setattr(checkpoints, "manifest", lambda path=None: [])
-    r = cli("run", "q1b", "--dataset", "1", "--epochs", "1", "--out", str(runs_dir.parent / "cli"),
-            env={"ARLAB_RUNS_DIR": str(runs_dir)})
-    assert r.returncode == 0, r.stderr[-2000:]
+    run_in_process(runs_dir, RunSpec("q1b", "1d-1", {"epochs": 1}))   # one finished run for the report to use
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/report.py")
