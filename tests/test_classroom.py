@@ -253,13 +253,45 @@ def test_the_servers_pump_starts_the_next_run_after_a_kill_with_no_page_open(run
     second = store.submit(RunSpec("q1a", "1d-1", dict(Q1), owner="bob"))
     assert store.status(second)["state"] == "queued"
     os.killpg(store.status(first)["handle"]["pid"], signal.SIGKILL)
-    start_pump(str(runs_dir))                           # what the server starts once; no page polls here
+    start_pump(str(runs_dir), store)                    # what the server starts once; no page polls here
     deadline = time.time() + 60
     while store.status(second)["state"] == "queued" and time.time() < deadline:
         time.sleep(0.3)
     assert store.status(first)["state"] == "failed" and store.status(second)["state"] in ("running", "done")
     while store.status(second)["state"] == "running" and time.time() < deadline:
         time.sleep(0.3)
+
+
+def test_the_pump_works_on_the_pages_store_so_the_sidebar_says_why_a_start_was_refused(runs_dir):
+    """The server's pump thread pumps the very store object the pages read (it once pumped a second store of the
+    same folder: a launcher set on the pages' store went unused by the pump, and why the cluster refused a start in
+    the pump never reached `store().unavailable`, which the sidebar shows as "Last try")."""
+    import ui
+    from core.engine.spawn import LauncherUnavailable
+    from tests.conftest import wait_for
+
+    class Refusing:
+        name, cluster, tried = "test-cluster", True, []
+
+        def health(self):
+            return True, "runs are placed by the test cluster"
+
+        def start(self, run_dir, threads, env=None):
+            self.tried.append(Path(run_dir).name)
+            raise LauncherUnavailable("the test cluster has no room")
+
+        def alive(self, run_dir, handle):
+            return False
+
+        def stop(self, run_dir, handle):
+            pass
+
+    runs = ui.store()
+    runs.launcher = Refusing()
+    rid = runs.submit(RunSpec("q1a", "1d-1", dict(Q1), owner="ann"), start=False)
+    wait_for(lambda: rid in Refusing.tried, timeout=30, what="the server's pump to try the start")
+    assert runs.status(rid)["state"] == "queued"        # refused, not lost
+    assert runs.unavailable == "the test cluster has no room"   # what the sidebar's "Last try" reads
 
 
 def test_budget_stops_a_real_run_keeping_what_it_learned(runs_dir):

@@ -14,13 +14,15 @@ PUMP_EVERY_S, PRUNE_EVERY_S = 2.0, 600.0
 
 
 @st.cache_resource
-def start_pump(root: str) -> threading.Thread:
-    """One thread per server starts waiting runs, notices dead workers, enforces budgets and force stops, and
-    prunes old runs — so no page has to, and a queue never stalls when nobody is looking."""
-    from core import lab
+def start_pump(root: str, _store) -> threading.Thread:
+    """One thread per runs folder starts waiting runs, notices dead workers, enforces budgets and force stops, and
+    prunes old runs — so no page has to, and a queue never stalls when nobody is looking. It pumps `_store`, the
+    server's one store of that folder, the object the pages read: what a pump learns (e.g. why the cluster refused
+    a start, `store.unavailable`) is what the sidebar shows. It ends when the folder is gone."""
+    store = _store
 
     def loop():
-        store, last_prune = lab.store(root), 0.0
+        last_prune = 0.0
         while os.path.isdir(root):
             try:
                 store.pump()

@@ -38,8 +38,9 @@ def store() -> RunStore:
     """The run store of this server (one per runs folder; `ARLAB_RUNS_DIR` moves it), with its background pump."""
     root = str(default_root())
     os.makedirs(root, exist_ok=True)   # the server's own setting, never a learner's text
-    start_pump(root)
-    return _store(root)
+    runs = _store(root)
+    start_pump(root, runs)   # the pump works on this same object
+    return runs
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the data set…")
