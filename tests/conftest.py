@@ -75,7 +75,11 @@ def wait_for(pred, timeout=60, what="condition", every=0.2, step=None):
 
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
-    """A private runs/ folder, so tests never touch the user's runs."""
+    """A private runs/ folder, so tests never touch the user's runs. Removed after the test: a server pump a page
+    started for it (ui.server.start_pump) ends when its folder is gone, so pumps do not pile up in the test process."""
+    import shutil
+
     d = tmp_path / "runs"
     monkeypatch.setenv("ARLAB_RUNS_DIR", str(d))
-    return d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
