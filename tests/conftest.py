@@ -1,3 +1,4 @@
+import shutil
 import time
 from pathlib import Path
 
@@ -77,8 +78,6 @@ def wait_for(pred, timeout=60, what="condition", every=0.2, step=None):
 def runs_dir(tmp_path, monkeypatch):
     """A private runs/ folder, so tests never touch the user's runs. Removed after the test: a server pump a page
     started for it (ui.server.start_pump) ends when its folder is gone, so pumps do not pile up in the test process."""
-    import shutil
-
     d = tmp_path / "runs"
     monkeypatch.setenv("ARLAB_RUNS_DIR", str(d))
     yield d

@@ -91,6 +91,8 @@ class Gate:
 
     def shut(self):
         srv, self._listener = self._listener, None
+        if srv is None:   # shut already
+            return
         srv.close()
         with self._lock:
             conns, self._conns = self._conns, []
@@ -106,8 +108,7 @@ class Gate:
 def gate(head):
     g = Gate(int(head.address.rsplit(":", 1)[1]))
     yield g
-    if g._listener is not None:
-        g.shut()
+    g.shut()
 
 
 def ray_store_at(address, runs_dir, monkeypatch):

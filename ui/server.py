@@ -19,15 +19,14 @@ def start_pump(root: str, _store) -> threading.Thread:
     prunes old runs — so no page has to, and a queue never stalls when nobody is looking. It pumps `_store`, the
     server's one store of that folder, the object the pages read: what a pump learns (e.g. why the cluster refused
     a start, `store.unavailable`) is what the sidebar shows. It ends when the folder is gone."""
-    store = _store
 
     def loop():
         last_prune = 0.0
         while os.path.isdir(root):
             try:
-                store.pump()
+                _store.pump()
                 if time.time() - last_prune > PRUNE_EVERY_S:
-                    store.prune()
+                    _store.prune()
                     last_prune = time.time()
             except Exception:  # noqa: BLE001 - the pump must outlive any one bad run folder
                 traceback.print_exc()
