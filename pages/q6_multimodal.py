@@ -38,8 +38,7 @@ except Exception as e:  # MNIST not fetched yet: say how to get it
     st.stop()
 with st.expander("What the data look like (the first nine test pairs)"):
     ui.pairs_grid(test[:9], test_caps[:9])
-    st.caption("Captions read `<modifier> <colour> <digit> on <modifier> <colour>`; modifiers change the 2-bit "
-               "colour (dark −1, light +1 per channel, bright scales the largest channel to 3; plain = normal).")
+    st.caption(q6.CAPTION_RULE)
 
 # ------------------------------------------------------------------------------------------------------- train
 st.subheader("Train")
@@ -57,17 +56,19 @@ def _panel_from_run(run_id, art):
 
 def _agreement(res: dict):
     c1, c2, c3 = st.columns(3)
-    c1.metric("caption words true of the image", f"{res['caption_words_true']:.1%}",
-              help="captions written for test images: the share of words (digit, both colours, both modifiers) "
-                   "that are true of the image")
+    c1.metric("caption words right", f"{res['caption_words_true']:.1%}",
+              help="captions written for test images: the share of the 5 judged words (the digit, both colour "
+                   "words, both modifiers) that are the words of the image's own caption, in their place (each "
+                   "colour has one name, so a word is right only as that name says it)")
     if "images_match" in res:
         c2.metric("images matching their caption", f"{res['images_match']:.1%}",
-                  help="images drawn for test captions: digit (by a small classifier) and both colours right")
+                  help="images drawn for test captions: the digit (read by a small classifier) and both colours "
+                       "(read from the pixels) are the ones the caption names")
     if res.get("digit_classifier_accuracy") is not None:
         c3.metric("digit classifier accuracy", f"{res['digit_classifier_accuracy']:.1%}",
                   help="the classifier that reads the digit, on the mnist-v2 test images")
     if res.get("by_word"):
-        st.caption("Caption words true, by word: " + ", ".join(f"{k} {v:.1%}" for k, v in res["by_word"].items())
+        st.caption("Caption words right, by word: " + ", ".join(f"{k} {v:.1%}" for k, v in res["by_word"].items())
                    + ". The weakest word is what the model has not yet learned to read off the image.")
 
 
@@ -121,7 +122,7 @@ if source.startswith("pretrained:"):
     m = entry.get("metrics") or {}
     if m:
         _agreement(m)
-        cooler = "; ".join(f"at temperature {t}: {v['caption_words_true']:.1%} of caption words true, "
+        cooler = "; ".join(f"at temperature {t}: {v['caption_words_true']:.1%} of caption words right, "
                            f"{v['images_match']:.1%} of images matching" for t, v in m.get("by_temperature", {}).items())
         st.caption(f"Measured on {m.get('agreement_pairs', q6.N_AGREE)} test pairs at temperature "
                    f"{m.get('temperature', 1.0):g}" + (f"; {cooler}" if cooler else "") + "."
@@ -151,7 +152,8 @@ if use == USES[0]:
     if said is not None:
         marks = [f"{n}/{k}" for n, k in (q6.words_true(s, test_caps[i]) for s, i in zip(said, idx))]
         ui.pairs_grid(test[idx], [f"{s}  (truth: {test_caps[i]})" for s, i in zip(said, idx)], marks=marks)
-        st.caption("Each caption starts with how many of its 5 judged words (digit, colours, modifiers) are true.")
+        st.caption("Each caption starts with how many of its 5 judged words (the digit, both colour words, both "
+                   "modifiers) are the true caption's words in their place.")
 
 elif use == USES[1]:
     typed = st.text_area("Captions, one per line (up to 9)", "\n".join(test_caps[:9]), height=220,
@@ -166,6 +168,10 @@ elif use == USES[1]:
     drawn = ui.kept("q6:txt", setting)
     for line, why in bad if clicked or drawn is not None else ():
         st.error(f"Not drawn: “{line}”: {ui.plain(why)}", icon="⚠️")
+    for line in good if clicked or drawn is not None else ():
+        if (other := q6.renamed_caption(line)) != line:
+            st.info(f"“{line}” draws the colours the data call “{other}” (2 bits per channel): the model learned "
+                    "each colour under that one name.", icon="ℹ️")
     if drawn is not None:
         marks = None
         if classifier is not None:

@@ -169,6 +169,22 @@ def check_captions(images, captions, gray, labels):
     for w in words:
         assert w[0] in colour_mnist.MODIFIERS and w[4] in colour_mnist.MODIFIERS
         assert w[1] in colour_mnist.COLOURS and w[5] in colour_mnist.COLOURS
+    assert_one_phrase_per_colour(captions)
+
+
+def phrases_by_colour(captions) -> dict:
+    """{drawn RGB: the set of phrases ("light green") the captions use for it}, through the generator's table."""
+    out = {}
+    for c in captions:
+        w = c.split()
+        for m, col in ((w[0], w[1]), (w[4], w[5])):
+            out.setdefault(tuple(int(v) for v in colour_mnist.rgb_of(m, col)), set()).add(f"{m} {col}")
+    return out
+
+
+def assert_one_phrase_per_colour(captions):
+    two = {rgb: p for rgb, p in phrases_by_colour(captions).items() if len(p) > 1}
+    assert not two, f"one colour, several phrases: {two}"
 
 
 def test_v2_captions_are_true_on_generated_images():
@@ -178,6 +194,43 @@ def test_v2_captions_are_true_on_generated_images():
     check_captions(images, [colour_mnist.caption(c, y) for c, y in zip(codes, labels)], gray, labels)
     np.testing.assert_array_equal(colour_mnist.solid(gray, seed=5)[0], images)
     assert not np.array_equal(colour_mnist.solid(gray, seed=6)[0], images)
+
+
+def test_v2_names_every_drawn_colour_by_one_phrase_and_v1_did_not():
+    gray, labels = fake_gray(300), np.arange(300) % 10
+    images, codes = colour_mnist.solid(gray, seed=5)
+    old_images, old_codes = colour_mnist.solid(gray, seed=5, version=1)
+    np.testing.assert_array_equal(images, old_images)          # the same pixels, renamed
+    caps = [colour_mnist.caption(c, y) for c, y in zip(codes, labels)]
+    old_caps = [colour_mnist.caption(c, y) for c, y in zip(old_codes, labels)]
+    check_captions(images, caps, gray, labels)                 # true of the pixels, one phrase per colour
+    with pytest.raises(AssertionError, match="several phrases"):
+        assert_one_phrase_per_colour(old_caps)                 # v1: "light pink" and "plain white" both white
+    # the table draws 34 colours; each has exactly one phrase, and that phrase draws it
+    drawn = {tuple(int(v) for v in x) for x in colour_mnist.TABLE.reshape(-1, 3)}
+    assert set(colour_mnist.NAME_OF) == drawn and len(drawn) == 34
+    names = {colour_mnist.one_name(m, c) for m in colour_mnist.MODIFIERS for c in colour_mnist.COLOURS}
+    assert len(names) == 34
+    for m, c in names:
+        assert colour_mnist.one_name(m, c) == (m, c)
+    # the phrases a person would read as another colour are never said; each colour's plain name wins
+    for said, one in [(("light", "pink"), ("plain", "white")), (("bright", "gray"), ("plain", "white")),
+                      (("light", "gray"), ("plain", "white")), (("dark", "white"), ("plain", "gray")),
+                      (("light", "brown"), ("light", "orange")), (("normal", "red"), ("plain", "red")),
+                      (("bright", "brown"), ("plain", "orange")), (("dark", "orange"), ("dark", "red")),
+                      (("light", "black"), ("dark", "gray")), (("light", "gold"), ("light", "yellow"))]:
+        assert colour_mnist.one_name(*said) == one
+    assert not {"normal"} & {w for c in caps for w in c.split()}
+
+
+def test_v2_digit_and_background_never_share_a_colour_word():
+    """Over every pair of codes the generator may draw (different colour words, visible contrast), the renamed
+    phrases still name two colour words."""
+    M, C, T = len(colour_mnist.MODIFIERS), len(colour_mnist.COLOURS), colour_mnist.TABLE.astype(int)
+    g = np.stack(np.meshgrid(*[np.arange(k) for k in (M, C, M, C)], indexing="ij"), -1).reshape(-1, 4)
+    ok = (g[:, 1] != g[:, 3]) & (np.abs(T[g[:, 0], g[:, 1]] - T[g[:, 2], g[:, 3]]).max(1) >= 2)
+    named = colour_mnist.renamed(g[ok])
+    assert ok.sum() > 1000 and (named[:, 1] != named[:, 3]).all()
 
 
 def test_colour_table_is_consistent():

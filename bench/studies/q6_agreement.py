@@ -3,8 +3,8 @@
     python -m bench.studies.q6_agreement [SOURCE] [--temperatures 1,0.5,0] [--n 1000]
 
 SOURCE: a Q6 model ("pretrained:q6-mnist-v2", the default, or "run:ID"). For each temperature: the share of
-caption words true of the image (captions drawn for the first n test images) and the share of images whose digit
-and both colours match their caption (images drawn for the first n test captions) — core.questions.q6.agreement,
+caption words right (the image's own caption's words, for captions drawn for the first n test images) and the share
+of images whose digit and both colours match their caption (images drawn for the first n test captions) — core.questions.q6.agreement,
 the numbers the page and the manifest show. Then, for scale, the tokenizer's own reconstructions of those n test
 images, scored the same way: what real digits score through this tokenizer, classifier and colour reader (drawn
 images can score higher, being cleaner, more typical digits). Prints one JSON object: {"by_temperature": {...},

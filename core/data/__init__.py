@@ -38,7 +38,8 @@ SETS = {
                           needs=("mnist",), seed=0, version=2, older=(1,), shape="(N,28,28,3) uint8 in {0..3}",
                           counts=(60000, 10000)),
     "mnist-v2": dict(title="Coloured MNIST v2 + captions", kind="generated from MNIST", module="colour_mnist",
-                     needs=("mnist",), seed=0, version=1, shape="(N,28,28,3) uint8 in {0..3} + 6-word captions",
+                     needs=("mnist",), seed=0, version=2, older=(1,),
+                     shape="(N,28,28,3) uint8 in {0..3} + 6-word captions",
                      counts=(60000, 10000)),
     "poetry": dict(title="Poetry", kind="real", module="poetry", needs=("poetry",), shape="lists of str",
                    counts=(476, 10)),
@@ -116,7 +117,7 @@ def generated(name: str, seed: int | None = None, log=print, version: int | None
             raise type(e)(name, f"it is made from MNIST, and {e.why}") from None
         if name == "mnist-colored":
             return colour_mnist.make_textured(seed, gray, version)
-        return colour_mnist.make_solid(seed, gray)
+        return colour_mnist.make_solid(seed, gray, version)
 
     return store.cached_npz(cache_file(name, seed, version).name, make, log=log)
 

@@ -17,9 +17,15 @@ The digit's pixels are those with grey level > 127.5 (the binary MNIST mask), ex
   "<modifier> <colour> <digit> on <modifier> <colour>" that is true of the pixels under the fixed table below:
   each colour has a base 2-bit RGB; "plain" and "normal" are the base, "dark" subtracts 1 from every channel,
   "light" adds 1 to every channel (clipped to 0..3), "bright" scales the channels so the largest is 3.
-  Digit and background always have different colour names and differ by >= 2 in some channel (visible).
-  The digit word is the MNIST label spelled out. Stored as codes (modifier, colour of digit; modifier, colour of
-  background) + labels; `caption()` turns them into words.
+  In 2 bits per channel the 75 phrases draw only 34 colours (light pink, light gray, bright gray and plain white
+  are all (3,3,3)), so generator v2 names every drawn colour by its one phrase (`NAME_OF`): "plain <colour>" where
+  the colour is one of the 15 base colours, else the modified phrase whose base colour is nearest the drawn one
+  (light orange, not light brown, for (3,2,1); dark red, not dark orange, for (2,0,0)), "dark" before "light" on a
+  tie (dark gray, not light black). A caption then names what is drawn, and one colour is never two captions.
+  The pixels are those of v1 (same codes drawn, then renamed), which named each colour by the phrase drawn.
+  Digit and background always differ by >= 2 in some channel (visible) and were drawn with different colour
+  words. The digit word is the MNIST label spelled out. Stored as codes (modifier, colour of digit; modifier,
+  colour of background) + labels; `caption()` turns them into words.
 Everything is vectorized and drawn in chunks; both sets take a few seconds for 70,000 images.
 """
 from __future__ import annotations
@@ -55,6 +61,41 @@ TABLE = np.array([[modify(COLOURS[c], m) for c in COLOUR_NAMES] for m in MODIFIE
 
 def rgb_of(modifier: str, colour: str) -> np.ndarray:
     return TABLE[MODIFIERS.index(modifier), COLOUR_NAMES.index(colour)]
+
+
+def _one_name(rgb) -> tuple[int, int]:
+    """(modifier, colour) indices of the one phrase that names a drawable colour (see the module doc)."""
+    drawn = np.asarray(rgb, int)
+    phrases = [(m, c) for m in range(len(MODIFIERS)) for c in range(len(COLOUR_NAMES))
+               if (TABLE[m, c] == drawn).all()]
+    if not phrases:
+        raise ValueError(f"no phrase draws {tuple(int(v) for v in drawn)}")
+    prefer = ("plain", "dark", "light", "bright", "normal")
+    return min(phrases, key=lambda mc: (MODIFIERS[mc[0]] != "plain",
+                                        int(((np.array(COLOURS[COLOUR_NAMES[mc[1]]]) - drawn) ** 2).sum()),
+                                        prefer.index(MODIFIERS[mc[0]])))
+
+
+# every colour the table draws -> its one phrase, as (modifier, colour) indices (34 colours)
+NAME_OF = {tuple(int(v) for v in rgb): _one_name(rgb) for rgb in np.unique(TABLE.reshape(-1, 3), axis=0)}
+# the words any caption can hold (the vocabulary of the language, whether or not v2's captions use each)
+CAPTION_WORDS = tuple(sorted(set(MODIFIERS) | set(COLOUR_NAMES) | set(DIGITS) | {"on"}))
+
+
+def one_name(modifier: str, colour: str) -> tuple[str, str]:
+    """The phrase generator v2 uses for the colour that (modifier, colour) draws: ("light", "pink") -> ("plain",
+    "white")."""
+    m, c = NAME_OF[tuple(int(v) for v in rgb_of(modifier, colour))]
+    return MODIFIERS[m], COLOUR_NAMES[c]
+
+
+def renamed(codes) -> np.ndarray:
+    """(N,4) codes -> the same colours, each named by its one phrase (generator v2)."""
+    codes = np.array(codes, np.int64)
+    for a, b in ((0, 1), (2, 3)):
+        rgb = TABLE[codes[:, a], codes[:, b]]
+        codes[:, [a, b]] = [NAME_OF[tuple(int(v) for v in x)] for x in rgb]
+    return codes
 
 
 def caption(code, label) -> str:
@@ -239,10 +280,13 @@ def draw_codes(n: int, rng) -> np.ndarray:
         codes[bad, 2], codes[bad, 3] = rng.integers(0, len(MODIFIERS), k), rng.integers(0, len(COLOURS), k)
 
 
-def solid(gray: np.ndarray, seed):
-    """gray (N,28,28) uint8 -> images (N,28,28,3) uint8 {0..3}, codes (N,4) uint8."""
+def solid(gray: np.ndarray, seed, version: int = 2):
+    """gray (N,28,28) uint8 -> images (N,28,28,3) uint8 {0..3}, codes (N,4) uint8; version 1 names each colour by
+    the phrase drawn, version 2 by its one phrase (the same pixels)."""
     rng = np.random.default_rng(seed)
     codes = draw_codes(len(gray), rng)
+    if version >= 2:
+        codes = renamed(codes)
     fg, bg = TABLE[codes[:, 0], codes[:, 1]], TABLE[codes[:, 2], codes[:, 3]]
     out = np.empty(gray.shape + (3,), np.uint8)
     for i in range(0, len(gray), CHUNK):
@@ -256,9 +300,9 @@ def make_textured(seed: int, mnist_gray, version: int = 2) -> dict:
     return {"train": textured(xtr, [seed, 0], version), "test": textured(xte, [seed, 1], version)}
 
 
-def make_solid(seed: int, mnist_gray) -> dict:
+def make_solid(seed: int, mnist_gray, version: int = 2) -> dict:
     xtr, ytr, xte, yte = mnist_gray
-    train, ctr = solid(xtr, [seed, 0])
-    test, cte = solid(xte, [seed, 1])
+    train, ctr = solid(xtr, [seed, 0], version)
+    test, cte = solid(xte, [seed, 1], version)
     return {"train": train, "test": test, "train_codes": ctr, "test_codes": cte,
             "train_labels": np.asarray(ytr, np.uint8), "test_labels": np.asarray(yte, np.uint8)}

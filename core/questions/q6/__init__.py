@@ -1,10 +1,11 @@
 """Q6 — one transformer over caption words and VQ image tokens: captions for pictures, pictures for captions.
 
 Data: `mnist-v2` (a solid-colour digit on a solid background) with its 6-word captions, e.g. "light green five on
-dark magenta"; images become 49 tokens with Q4's tokenizer ("pretrained" = the shipped `vqvae-mnist-v2`).
+dark blue" (each drawn colour named by its one phrase, see core.data.colour_mnist); images become 49 tokens with
+Q4's tokenizer ("pretrained" = the shipped `vqvae-mnist-v2`).
 
-Vocabulary (`Vocab`): ids 0..K-1 are the tokenizer's codes, then one id per distinct caption word of the training
-captions (sorted), then <end of text>, <end of image> and <bos>. Every training sequence has 58 tokens, in one of
+Vocabulary (`Vocab`): ids 0..K-1 are the tokenizer's codes, then one id per word the captions' language has (31,
+sorted; v2's captions never say "normal", which only repeats "plain"), then <end of text>, <end of image> and <bos>. Every training sequence has 58 tokens, in one of
 two layouts, drawn 50/50 afresh for every sequence of every minibatch:
 
     text first:  <bos> <end of image> w1 .. w6 <end of text> c1 .. c49
@@ -19,8 +20,9 @@ of the two end tokens; after <end of image> come exactly six words, then <end of
 exactly 49 image codes, then <end of image>. So a sample never mixes modalities, captions have six words and
 images 49 codes, from any model, trained or not.
 
-Agreement (the lesson, measured): for captions drawn for test images, the share of caption words true of the image
-(`words_true`); for images drawn for test captions, the share whose digit (by a small classifier trained on the
+Agreement (the lesson, measured): for captions drawn for test images, the share of the 5 judged words (digit, both
+colour words, both modifiers) that are the words of the image's own caption (`words_true`; each drawn colour has
+one phrase, so a word is right only as that phrase says it); for images drawn for test captions, the share whose digit (by a small classifier trained on the
 v2 training images, core.models.digits) and both colours (read from the pixels) match the caption.
 
 Here: the question. Beside it: vocab.py (vocabulary, sequences, loss), sampling.py (constrained sampling) and
@@ -36,13 +38,13 @@ import torch
 
 from ... import sources
 from ...context import RunContext, epoch_name
-from ...data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS
+from ...data.colour_mnist import CAPTION_WORDS
 from ...models.transformer import Transformer
 from ...train import TrainConfig, fit, stop_check, subset_indices
 from .. import q4
 from ..base import Data, Field, Question, Trained, test_sample_field, transformer_fields
-from .agreement import (DIGIT_CLASSIFIER, DIGIT_READER, N_AGREE, WORD_PARTS, agreement,  # noqa: F401
-                        images_match, labels_of, load_digit_classifier, parse, read_colours, rgb,
+from .agreement import (CAPTION_RULE, DIGIT_CLASSIFIER, DIGIT_READER, N_AGREE, WORD_PARTS, agreement,  # noqa: F401
+                        images_match, labels_of, load_digit_classifier, parse, read_colours, renamed_caption, rgb,
                         train_digit_classifier, word_hits, words_true)
 from .sampling import (_chunks, _complete, _generate, allowed, captions_for, codes_for, constrain,  # noqa: F401
                        readable, stepper, unconditional)
@@ -111,7 +113,7 @@ class MultimodalQ(Question):
         return {**super().check(hp, dataset), **q4.token_model_check(self, hp, dataset)}
 
     def memory(self, hp, dataset):
-        words = len(MODIFIERS) + len(COLOUR_NAMES) + len(DIGITS) + 1   # every caption word, "on" too
+        words = len(CAPTION_WORDS)
         return q4.token_model_memory(hp, dataset, SEQ_LEN - 1, words + 3)   # + <end of text>, <end of image>, <bos>
 
     def load_data(self, dataset, hp, ctx) -> Data:
@@ -138,7 +140,7 @@ class MultimodalQ(Question):
         everything = q4.check_images(xtr, "training images")
         xtr, ctr = everything[keep], [ctr[i] for i in keep]
         xte = q4.check_images(xte, "test images")
-        vocab = Vocab.from_captions(ctr, tok.n_embeddings)
+        vocab = Vocab.from_captions(ctr, tok.n_embeddings, CAPTION_WORDS)   # the language's words, all of them
         codes = q4.tokenize_parts(tok, {"train": (everything, keep), "test": xte}, ctx, shipped_sha256=data.sha256)
         words_tr = np.array([vocab.encode(c) for c in ctr])
         words_te = np.array([vocab.encode(c) for c in cte])  # a test word unseen in training: UnknownWords

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ... import sources
-from ...data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS, TABLE
+from ...data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS, TABLE, one_name
 from ...train import TrainConfig, fit
 from ..base import Question
 from ..q4.tokens import check_images, to_images, tokenize
@@ -37,27 +37,39 @@ WORD_PARTS = ("digit", "digit colour", "digit modifier", "background colour", "b
 
 
 def word_hits(said: str, truth: str) -> list[bool]:
-    """Which of the 5 judged words (WORD_PARTS) of caption `said` are true of the image that `truth` describes: the
-    digit, and for the digit and the background a colour word and a modifier. A word counts as true when it
-    describes the same pixels as the generator's own caption: "plain" and "normal" are the same colour, "dark white"
-    is the pixels of "plain gray", so the colour word is true if SOME modifier makes it the image's colour, and the
-    modifier is true if, with the said colour or the true one, it gives the image's colour."""
+    """Which of the 5 judged words (WORD_PARTS) of caption `said` are the words of the image's caption: the digit,
+    and for the digit and the background the colour word and its modifier. Every colour the data draw has one
+    phrase (core.data.colour_mnist.NAME_OF), so the image's caption is `truth` with each colour named by its one
+    phrase, and a word is true when it is that caption's word in its place: "bright gray" for a white digit gets
+    neither word right, though the table draws it white too (a v2 caption never says it)."""
     t = parse(truth)
     if t is None:
         raise ValueError(f"not a generator caption: {truth!r}")
+    fm, fc = one_name(*t["fg"])
+    bm, bc = one_name(*t["bg"])
     w = split(said) + [""] * WORDS
-    hits = [w[2] == DIGITS[t["digit"]]]
-    for mi, ci, part in ((0, 1, "fg"), (4, 5, "bg")):
-        target = rgb(*t[part])
-        m, c = w[mi], w[ci]
-        hits.append(c in COLOUR_NAMES and any(rgb(mm, c) == target for mm in MODIFIERS))
-        hits.append(m in MODIFIERS and ((c in COLOUR_NAMES and rgb(m, c) == target) or rgb(m, t[part][1]) == target))
-    return hits
+    return [w[2] == DIGITS[t["digit"]], w[1] == fc, w[0] == fm, w[5] == bc, w[4] == bm]
+
+
+def renamed_caption(caption: str) -> str:
+    """A caption of the generator's form with each colour named by its one phrase ("light pink four on normal red"
+    -> "plain white four on plain red"); anything else as it is."""
+    p = parse(caption)
+    if p is None:
+        return caption
+    (fm, fc), (bm, bc) = one_name(*p["fg"]), one_name(*p["bg"])
+    return f"{fm} {fc} {DIGITS[p['digit']]} on {bm} {bc}"
+
+
+CAPTION_RULE = ("Captions read `<modifier> <colour> <digit> on <modifier> <colour>`. Each colour has a 2-bit base "
+                "(RGB in 0..3); dark takes 1 from every channel, light adds 1, bright scales the largest channel to "
+                "3. In 2 bits many phrases land on one colour (light pink, bright gray and plain white are all "
+                "white), so the data name each of the 34 colours they draw by one phrase: plain for the 15 base "
+                "colours, else the modified colour whose base is nearest.")
 
 
 def words_true(said: str, truth: str) -> tuple[int, int]:
-    """(how many, of the 5 judged) words of caption `said` are true of the image that `truth` describes
-    (see word_hits)."""
+    """(how many, of the 5 judged) words of caption `said` are the words of the image's caption (see word_hits)."""
     return sum(word_hits(said, truth)), WORDS - 1
 
 

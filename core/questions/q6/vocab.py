@@ -25,8 +25,10 @@ class Vocab:
     n_codes: int            # K image codes, ids 0..K-1
 
     @classmethod
-    def from_captions(cls, captions, n_codes: int) -> "Vocab":
-        return cls(tuple(sorted({w for c in captions for w in split(c)})), int(n_codes))
+    def from_captions(cls, captions, n_codes: int, words=()) -> "Vocab":
+        """The captions' words and `words` (those the language has, used or not: a model trained on captions that
+        never say "normal" keeps the weights of one that did)."""
+        return cls(tuple(sorted({w for c in captions for w in split(c)} | set(words))), int(n_codes))
 
     @property
     def eot(self) -> int:  # <end of text>
@@ -57,7 +59,7 @@ class Vocab:
             raise UnknownWords(f"not in the vocabulary: {', '.join(repr(w) for w in unknown)}. The model knows these "
                                f"{len(self.words)} words: {', '.join(self.words)}")
         if len(words) != WORDS:
-            raise UnknownWords(f"a caption has exactly {WORDS} words (e.g. 'light green five on dark magenta'); "
+            raise UnknownWords(f"a caption has exactly {WORDS} words (e.g. 'light green five on dark blue'); "
                                f"got {len(words)}")
         return [self.n_codes + index[w] for w in words]
 
