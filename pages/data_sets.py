@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import data, viz
+from core.data import colour_mnist
 import ui
 
 ui.in_app()
@@ -56,8 +57,6 @@ def summary(name: str) -> dict:
             s["captions"] = [out[2][i] for i in idx]
         s["repeats"] = int(data.repeats(train, test).sum())
         if name == "mnist-colored":
-            from core.data import colour_mnist
-
             s["course"] = {k: colour_mnist.colour_stats(test, ref) for k, ref in colour_mnist.course_reference().items()}
     return s
 
@@ -94,9 +93,8 @@ elif "train" in s:  # 1-D
 else:
     if name == "mnist-v2":
         st.subheader("Samples with their captions")
-        cols = st.columns(4)
-        for i in range(12):
-            cols[i % 4].image(viz.image_grid(s["samples"][i:i + 1], pad=0, scale=6), caption=s["captions"][i])
+        ui.pairs_grid(s["samples"][:12], s["captions"][:12], ncols=4, scale=6)
+        st.caption(colour_mnist.CAPTION_RULE)
     st.subheader("100 training images")
     st.image(viz.image_grid(s["samples"], ncols=10, scale=3))
     labels = [str(v) for v in range(len(s["values"]))]

@@ -4,6 +4,7 @@ Tests that need the real MNIST or the poetry wheel use the cache `python -m core
 first); they skip, saying so, when it is empty. Everything else runs in a private, temporary cache folder.
 """
 import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -521,6 +522,13 @@ def test_info_for_every_set():
         assert meta["source"] and meta["counts"] and meta["fetch_command"] == f"python -m core.data fetch {name}"
     assert data.info("mnist")["checksums"]["train-images-idx3-ubyte (md5)"] == mnist.FILES["train-images-idx3-ubyte"]
     assert data.info("shapes")["seed"] == 0
+    from core.data import store
+
+    for name in data.NAMES:   # what the Data sets page shows: no path of the server, one revision word
+        text = json.dumps(data.info(name))
+        assert str(store.cache_dir()) not in text and str(ROOT) not in text and '"/' not in text, (name, text)
+    assert data.info("mnist-v2")["cache_file"] == "data cache: generated/mnist-v2-seed0-v2.npz"
+    assert "revision 2 of this set's generator" in data.info("mnist-v2")["source"]
 
 
 # ----------------------------------------------------------------------------- the page

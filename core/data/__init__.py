@@ -181,8 +181,9 @@ def info(name: str) -> dict:
         out["source"] = "generated on the fly (see core/data/oned.py)"
     elif "version" in spec:
         made = "generated from MNIST" if spec["needs"] else "generated"
-        out["source"] = f"{made}, seed {spec['seed']}, generator v{spec['version']} (see core/data/{spec['module']}.py)"
-        out["cache_file"] = str(cache_file(name))
+        out["source"] = (f"{made} by core/data/{spec['module']}.py, seed {spec['seed']} (revision "
+                         f"{spec['version']} of this set's generator)")
+        out["cache_file"] = f"data cache: generated/{cache_file(name).name}"   # never the server's own path
     return out
 
 

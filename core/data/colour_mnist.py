@@ -82,6 +82,14 @@ NAME_OF = {tuple(int(v) for v in rgb): _one_name(rgb) for rgb in np.unique(TABLE
 CAPTION_WORDS = tuple(sorted(set(MODIFIERS) | set(COLOUR_NAMES) | set(DIGITS) | {"on"}))
 
 
+# what a page says of the rule (the Data sets page, Q6)
+CAPTION_RULE = ("Captions read `<modifier> <colour> <digit> on <modifier> <colour>`. Each colour has a 2-bit base "
+                "(RGB in 0..3); dark takes 1 from every channel, light adds 1, bright scales the largest channel to "
+                "3. In 2 bits many phrases land on one colour (light pink, bright gray and plain white are all "
+                "white), so the data name each of the 34 colours they draw by one phrase: plain for the 15 base "
+                "colours, else the modified colour whose base is nearest.")
+
+
 def one_name(modifier: str, colour: str) -> tuple[str, str]:
     """The phrase generator v2 uses for the colour that (modifier, colour) draws: ("light", "pink") -> ("plain",
     "white")."""

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ... import sources
-from ...data.colour_mnist import COLOUR_NAMES, DIGITS, MODIFIERS, TABLE, one_name
+from ...data.colour_mnist import CAPTION_RULE, COLOUR_NAMES, DIGITS, MODIFIERS, TABLE, one_name  # noqa: F401
 from ...train import TrainConfig, fit
 from ..base import Question
 from ..q4.tokens import check_images, to_images, tokenize
@@ -59,13 +59,6 @@ def renamed_caption(caption: str) -> str:
         return caption
     (fm, fc), (bm, bc) = one_name(*p["fg"]), one_name(*p["bg"])
     return f"{fm} {fc} {DIGITS[p['digit']]} on {bm} {bc}"
-
-
-CAPTION_RULE = ("Captions read `<modifier> <colour> <digit> on <modifier> <colour>`. Each colour has a 2-bit base "
-                "(RGB in 0..3); dark takes 1 from every channel, light adds 1, bright scales the largest channel to "
-                "3. In 2 bits many phrases land on one colour (light pink, bright gray and plain white are all "
-                "white), so the data name each of the 34 colours they draw by one phrase: plain for the 15 base "
-                "colours, else the modified colour whose base is nearest.")
 
 
 def words_true(said: str, truth: str) -> tuple[int, int]:
