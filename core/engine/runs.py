@@ -415,6 +415,10 @@ class RunStore:
                 st = read_status(d)
                 if st.get("state") != "running":
                     continue
+                if (d / "cancel").exists():   # asked to stop: never queued or started again, whatever the launcher
+                    self.set_status(rid, state="cancelled", ended=now, handle=None,
+                                    reason=(d / "cancel").read_text().strip() or "cancelled")
+                    continue
                 if not st.get("began") and getattr(self.launcher, "cluster", False) and st.get("requeued", 0) < 3:
                     # placed on a cluster, gone before its worker began (e.g. the head restarted): queue it again
                     self.set_status(rid, state="queued", handle=None, requeued=st.get("requeued", 0) + 1,
