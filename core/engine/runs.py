@@ -373,11 +373,23 @@ class RunStore:
                 return "cancelling"
         return state
 
+    def dependents(self, run_id: str, entries: list[dict] | None = None) -> list[str]:
+        """Other runs that name this one ("run:ID") in their settings or start from it (a tokenizer, a model
+        continued): deleting it would break them."""
+        ref = f"run:{run_id}"
+        return [e["id"] for e in (entries if entries is not None else self.entries(fresh=True)) if e["id"] != run_id
+                and (e["spec"].get("init") == ref or ref in (e["spec"].get("hparams") or {}).values())]
+
     def delete(self, run_id: str) -> None:
         d = self.dir(run_id)
         state = self.status(run_id).get("state")
         if state == "running" and self.alive(run_id):
             raise RuntimeError("this run is still running: cancel it first, then delete it")
+        mine = read_spec(d).get("owner", "") or ""
+        others = [r for r in self.dependents(run_id) if (read_spec(self.root / r).get("owner", "") or "") != mine]
+        if others:
+            raise RuntimeError(f"{len(others)} run{'s' if len(others) > 1 else ''} of other learners "
+                               f"{'were' if len(others) > 1 else 'was'} trained on this one: it stays while they do")
         shutil.rmtree(d)
         self._changed()
 
@@ -527,29 +539,48 @@ class RunStore:
         return counts
 
     def prune(self, now: float | None = None) -> list[str]:
-        """Delete finished runs older than the policy's age, then the oldest finished ones while all runs take more
-        than its size; never a waiting, running or pinned run."""
+        """Delete finished runs older than the policy's age; then, while all runs take more than its size, the
+        oldest finished run of the learner whose runs take the most (so one learner's disk never costs another
+        their runs while theirs are the larger share). Never a waiting, running or pinned run, nor one that a
+        kept run was trained on (a tokenizer, a model continued)."""
         now, p, gone = now or time.time(), self.policy, []
-        ended = [e for e in reversed(self.entries(fresh=True))   # oldest first
-                 if e["status"].get("state") in ("done", "cancelled", "failed") and not e["pinned"]]
+        entries = self.entries(fresh=True)
+        needed = {r for e in entries for r in [e["spec"].get("init") or "", *(e["spec"].get("hparams") or {}).values()]
+                  if isinstance(r, str) and r.startswith("run:")}
+        ended = [e for e in reversed(entries)   # oldest first
+                 if e["status"].get("state") in ("done", "cancelled", "failed") and not e["pinned"]
+                 and f"run:{e['id']}" not in needed]
+
+        def drop(e):
+            shutil.rmtree(self.root / e["id"], ignore_errors=True)
+            gone.append(e["id"])
+
         for e in ended:
             t = e["status"].get("ended") or e["status"].get("updated") or now
             if p.keep_days and now - t > p.keep_days * 86400:
-                shutil.rmtree(self.root / e["id"], ignore_errors=True)
-                gone.append(e["id"])
+                drop(e)
         if p.keep_gb:
-            sizes = {e["id"]: _du(self.root / e["id"]) for e in self.entries(fresh=True)}
-            total = sum(sizes.values())
-            for e in ended:
-                if total <= p.keep_gb * 2**30:
-                    break
-                if e["id"] not in gone:
-                    total -= sizes.get(e["id"], 0)
-                    shutil.rmtree(self.root / e["id"], ignore_errors=True)
-                    gone.append(e["id"])
+            sizes = {e["id"]: _du(self.root / e["id"]) for e in entries if e["id"] not in gone}
+            use: dict[str, int] = {}
+            for e in entries:
+                use[owner_of(e)] = use.get(owner_of(e), 0) + sizes.get(e["id"], 0)
+            left = [e for e in ended if e["id"] not in gone]
+            while sum(use.values()) > p.keep_gb * 2**30 and left:
+                heaviest = max({owner_of(e) for e in left}, key=lambda o: use[o])
+                e = next(e for e in left if owner_of(e) == heaviest)   # their oldest
+                left.remove(e)
+                use[heaviest] -= sizes.get(e["id"], 0)
+                drop(e)
         if gone:
             self._changed()
         return gone
+
+    def disk_use(self) -> dict[str, int]:
+        """{owner: bytes their runs take} ("" = runs of no owner)."""
+        out: dict[str, int] = {}
+        for e in self.entries():
+            out[owner_of(e)] = out.get(owner_of(e), 0) + _du(self.root / e["id"])
+        return out
 
 
 def _du(d: Path) -> int:

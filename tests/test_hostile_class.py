@@ -1,0 +1,73 @@
+"""The class server, second pass: one learner's disk or clicks cannot cost another learner their work or their turn.
+Each test plays a hostile or careless classmate against the real engine (a fake launcher: no worker processes)."""
+import json
+
+import pytest
+
+from core.engine import RunSpec
+from tests.test_classroom import fake_store, finish, submit
+
+
+def _fill(store, rid, mb: float):
+    (store.root / rid / "big.bin").write_bytes(b"\0" * int(mb * 2**20))
+
+
+def test_one_learners_runs_never_get_a_classmates_finished_runs_pruned(tmp_path):
+    store, launcher = fake_store(tmp_path, slots=8, owner_running=None, owner_queued=None, keep_days=0,
+                                 keep_gb=3.5 * 2**20 / 2**30)         # room for about three runs of 1 MB
+    alice = [submit(store, "alice") for _ in range(2)]
+    for rid in alice:
+        finish(store, launcher, rid)
+        _fill(store, rid, 1)
+    mallory = []
+    for _ in range(3):                                                   # later runs, each as big as Alice's
+        rid = submit(store, "mallory")
+        finish(store, launcher, rid)
+        _fill(store, rid, 1)
+        mallory.append(rid)
+    gone = store.prune()
+    assert set(alice) <= set(store.ids())                              # Alice keeps every run
+    assert gone == mallory[:2]                                         # Mallory's oldest go, until it fits
+    assert store.disk_use()["mallory"] < 1.1 * 2**20 and store.disk_use()["alice"] > 2 * 2**20
+
+
+def test_a_run_others_trained_on_is_neither_pruned_nor_deleted_from_under_them(tmp_path):
+    store, launcher = fake_store(tmp_path, slots=8, owner_running=None, owner_queued=None, keep_days=0, keep_gb=0)
+    tok = submit(store, "ann")                                         # stands for Ann's tokenizer run
+    finish(store, launcher, tok)
+    bob = submit(store, "bob")
+    spec = json.loads((store.root / bob / "spec.json").read_text())   # Bob's Q4b/Q6 run names it, as theirs do
+    spec["hparams"]["tokenizer"] = f"run:{tok}"
+    (store.root / bob / "spec.json").write_text(json.dumps(spec))
+    store._changed()
+    finish(store, launcher, bob)
+    store.policy.keep_gb = 1e-12                                       # every finished run is over the budget
+    assert store.prune() == [bob]                                      # Bob's own run goes; the one it needs stays
+    assert tok in store.ids()
+    bob = submit(store, "bob")
+    spec = json.loads((store.root / bob / "spec.json").read_text())
+    (store.root / bob / "spec.json").write_text(json.dumps({**spec, "init": f"run:{tok}"}))   # continued from it
+    store._changed()
+    with pytest.raises(RuntimeError, match="1 run of other learners was trained on this one"):
+        store.delete(tok)                                              # by its owner: refused, with the reason
+    assert tok in store.ids()
+    finish(store, launcher, bob)
+    store.delete(bob)
+    store.delete(tok)                                                  # nobody depends on it now
+    assert tok not in store.ids()
+
+
+def test_a_run_cancelled_while_its_cluster_job_vanished_is_never_started_again(tmp_path):
+    store, launcher = fake_store(tmp_path)
+    launcher.cluster = True                                            # a Ray-like launcher: vanished jobs requeue
+    rid = submit(store, "ann")
+    assert store.status(rid)["state"] == "running" and not store.status(rid).get("began")
+    assert store.cancel(rid) == "cancelling"
+    launcher.live.discard(rid)                                         # its job vanished before the worker began
+    for _ in range(4):
+        store.pump()
+    st = store.status(rid)
+    assert st["state"] == "cancelled" and not st.get("requeued"), st
+    assert launcher.started == [rid]                                   # started once, never again
+    other = submit(store, "bob")                                       # and the queue moves on
+    assert store.status(other)["state"] == "running"
