@@ -547,9 +547,9 @@ class RunStore:
         entries = self.entries(fresh=True)
         needed = {r for e in entries for r in [e["spec"].get("init") or "", *(e["spec"].get("hparams") or {}).values()]
                   if isinstance(r, str) and r.startswith("run:")}
-        ended = [e for e in reversed(entries)   # oldest first
-                 if e["status"].get("state") in ("done", "cancelled", "failed") and not e["pinned"]
-                 and f"run:{e['id']}" not in needed]
+        ended = sorted((e for e in entries   # oldest first (ids order runs only to the second)
+                        if e["status"].get("state") in ("done", "cancelled", "failed") and not e["pinned"]
+                        and f"run:{e['id']}" not in needed), key=lambda e: (e["status"].get("created") or 0, e["id"]))
 
         def drop(e):
             shutil.rmtree(self.root / e["id"], ignore_errors=True)
