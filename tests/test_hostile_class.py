@@ -1,6 +1,7 @@
 """The class server, second pass: one learner's disk or clicks cannot cost another learner their work or their turn.
 Each test plays a hostile or careless classmate against the real engine (a fake launcher: no worker processes)."""
 import json
+import time
 
 import pytest
 
@@ -71,3 +72,46 @@ def test_a_run_cancelled_while_its_cluster_job_vanished_is_never_started_again(t
     assert launcher.started == [rid]                                   # started once, never again
     other = submit(store, "bob")                                       # and the queue moves on
     assert store.status(other)["state"] == "running"
+
+
+def test_in_server_work_is_one_job_per_learner_and_a_classmate_goes_before_a_second_tab():
+    import threading
+
+    from core.limiter import FairGate
+
+    gate, order, lock = FairGate(1), [], threading.Lock()
+    assert gate.try_acquire("mallory")                              # Mallory's first tab builds a report
+    started = []
+
+    def job(owner):
+        started.append(owner)
+        assert gate.acquire(owner, timeout=10)
+        with lock:
+            order.append(owner)
+        gate.release(owner)
+
+    threads = [threading.Thread(target=job, args=("mallory",)) for _ in range(4)]   # four more tabs of hers
+    for t in threads:
+        t.start()
+    deadline = time.time() + 5
+    while gate.waiting() < 4 and time.time() < deadline:
+        time.sleep(0.01)
+    bob = threading.Thread(target=job, args=("bob",))                # Bob presses Sample after all of them
+    bob.start()
+    while gate.waiting() < 5 and time.time() < deadline:
+        time.sleep(0.01)
+    assert not gate.try_acquire("ann")                               # a slot is busy: nobody jumps in
+    gate.release("mallory")
+    for t in threads + [bob]:
+        t.join(10)
+    assert order[0] == "bob" and order.count("mallory") == 4, order  # Bob first, then her tabs, one at a time
+
+
+def test_a_learner_waiting_too_long_gives_up_and_frees_the_queue():
+    from core.limiter import FairGate
+
+    gate = FairGate(1)
+    assert gate.try_acquire("a")
+    assert gate.acquire("b", timeout=0.05) is False and gate.waiting() == 0
+    gate.release("a")
+    assert gate.try_acquire("b")

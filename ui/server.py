@@ -46,19 +46,25 @@ def server_threads() -> int:
 
 
 @st.cache_resource
-def _limiter() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(max(1, int(os.environ.get("ARLAB_SERVER_JOBS", "1") or 1)))
+def _limiter():
+    from core.limiter import FairGate
+
+    return FairGate(max(1, int(os.environ.get("ARLAB_SERVER_JOBS", "1") or 1)))
 
 
 @contextmanager
 def server_work(what: str = "drawing samples"):
-    """Heavy work in the server (sampling, completing, writing poems) runs ARLAB_SERVER_JOBS at a time (default 1):
-    thirty learners pressing Sample at once queue here instead of thrashing the cores the training runs need."""
-    sem = _limiter()
-    if not sem.acquire(blocking=False):
+    """Heavy work in the server (sampling, completing, writing poems, building a report) runs ARLAB_SERVER_JOBS at a
+    time (default 1), at most one per learner, the learner served longest ago first (core.limiter.FairGate): thirty
+    learners pressing Sample at once queue here instead of thrashing the cores the training runs need, and one
+    learner's many tabs wait behind their own job, never ahead of a classmate's."""
+    from .identity import me
+
+    gate, owner = _limiter(), me().owner
+    if not gate.try_acquire(owner):
         with st.spinner(f"Waiting for the server: other learners are {what}…"):
-            sem.acquire()
+            gate.acquire(owner)
     try:
         yield
     finally:
-        sem.release()
+        gate.release(owner)
