@@ -115,3 +115,20 @@ def test_a_learner_waiting_too_long_gives_up_and_frees_the_queue():
     assert gate.acquire("b", timeout=0.05) is False and gate.waiting() == 0
     gate.release("a")
     assert gate.try_acquire("b")
+
+
+@pytest.mark.parametrize("name", ["Prоf Smith", "Dг. Lee", "ТА Kim", "Іnstructor", "Аdmin", "ΤΑ Kim", "Dr̈ Who",
+                                  "ＰＲＯＦ x", "you", "You", "this machine", "someone", "Someone else"])
+def test_a_name_cannot_pass_for_a_role_or_the_labs_own_words_in_look_alike_letters(name):
+    from ui.identity import clean_name
+
+    with pytest.raises(ValueError):
+        clean_name(name)
+
+
+@pytest.mark.parametrize("name", ["Ada Lovelace", "Анна Петрова", "Ζωή", "José", "O'Neil", "Tad", "Youssef",
+                                  "Prosper", "Drew", "Tamsin", "Lee 2"])
+def test_real_names_in_any_one_alphabet_stay_names(name):
+    from ui.identity import clean_name
+
+    assert clean_name(name) == name

@@ -19,18 +19,14 @@ import hmac
 import os
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 import streamlit as st
 
+from core.names import check_name
+
 COOKIE, ROLE_COOKIE = "arlab_me", "arlab_role"
-# Words a learner's name may not hold (case-insensitive, as a word): a name must not pass for a role.
-ROLE_WORDS = frozenset("prof professor dr doctor instructor teacher tutor lecturer ta admin administrator staff "
-                       "moderator".split())
-
-
 @dataclass(frozen=True)
 class Me:
     owner: str          # what runs record: "user:<email>" (signed in, e-mail verified), "sub:<subject>" (signed
@@ -59,15 +55,9 @@ def _same(a: str, b: str) -> bool:
 
 # ------------------------------------------------------------------------------------------------------------ names
 def clean_name(name: str) -> str:
-    """A name as pages show it: 1 to 40 letters, digits, spaces or . ' @ -, and no role word ("Prof", "TA", ...)."""
-    name = unicodedata.normalize("NFC", re.sub(r"\s+", " ", str(name)).strip())
-    if not 1 <= len(name) <= 40 or not re.fullmatch(r"[\w .'@-]+", name):
-        raise ValueError("a name is 1 to 40 letters, digits, spaces or . ' @ -")
-    words = re.findall(r"[^\W\d_]+", unicodedata.normalize("NFKC", name).casefold())
-    role = next((w for w in words if w in ROLE_WORDS), None)
-    if role:
-        raise ValueError(f"a name may not claim a role (\"{role}\"): the lab marks instructors itself")
-    return name
+    """A name as pages show it: 1 to 40 letters (of one alphabet), digits, spaces or . ' @ -, no role word ("Prof",
+    "TA", ... also in look-alike letters) and none of the lab's own words ("you", "someone"): core.names."""
+    return check_name(name)
 
 
 def display_name(raw) -> str:
