@@ -36,7 +36,8 @@ st.markdown(
 CATS_MASK = (("#d9d9d9", "forced to zero"), ("#1f77b4", "may be non-zero"), ("#f4b6b6", "centre, masked (A)"),
              ("#d62728", "centre, kept (B)"))
 CATS_FIELD = (("#d9d9d9", "later pixel (must not be seen)"), ("#1f77b4", "seen"),
-              ("#ff7f0e", "earlier, but never seen: the blind spot"), ("#d62728", "the pixel predicted"))
+              ("#ff7f0e", "the blind spot: never seen, however deep"), ("#d62728", "the pixel predicted"),
+              ("#fdd0a2", "earlier, out of reach of this depth"))   # the values of q2.receptive_map
 
 
 def cat_map(z, cats, height, key):
@@ -74,12 +75,8 @@ legend(CATS_MASK)
 st.markdown(
     f"Only the top {k // 2 + 1} rows of a {k}×{k} kernel can ever be non-zero, so the fast masked convolution "
     "crops the kernel to them (the input padded on top only): the same function with about half the work. "
-    "The **fast masked conv** switch below trains with it (on) or with the plain full kernel × mask (off).\n\n"
-    "**Which pixels reach the prediction of one pixel?** Stack the layers and follow the masks. Each type-B layer "
-    "widens the view, but the masks only ever reach *up and to the left* of the centre row, so a wedge of earlier "
-    "pixels up and to the **right** is never seen, however deep the stack: the **blind spot** of the plain "
-    "PixelCNN (the gated PixelCNN removes it with two stacks). Measured here from the gradients of a net with "
-    "random weights.")
+    "The **fast masked conv** switch below trains with it (on) or with the plain full kernel × mask (off).")
+st.markdown(q2.BLIND_SPOT)
 c1, c2, c3, c4 = st.columns(4)
 layers = c1.slider("type-B layers", 0, 8, 5, key="q2:rf:layers", help="the Q2a net has 5 (plus the type-A layer)")
 rk = c2.select_slider("kernel", [3, 5, 7], value=7, key="q2:rf:k")
@@ -93,8 +90,10 @@ with right:
     legend(CATS_FIELD)
     earlier = row * 20 + col
     st.markdown(f"On a 20×20 image, pixel ({row}, {col}) comes after **{earlier}** pixels. The net "
-                f"(one {rk}×{rk} type-A layer, {layers} type-B layers, two 1×1) sees **{int((fm == 1).sum())}** of "
-                f"them; **{int((fm == 2).sum())}** are in the blind spot.")
+                f"(one {rk}×{rk} type-A layer, {ui.plural(layers, 'type-B layer')}, two 1×1) sees "
+                f"**{int((fm == 1).sum())}** of them; **{int((fm == 2).sum())}** are in the blind spot"
+                + (f" and **{int((fm == 4).sum())}** out of reach of this depth." if (fm == 4).any() else "."))
+    st.caption(q2.field_text(layers, rk, row, col, out_of_reach=bool((fm == 4).any())))
     st.caption("Nothing after the pixel is ever seen (grey): that is the autoregressive property the tests check.")
 
 # ------------------------------------------------------------------------------------------------------ data + train

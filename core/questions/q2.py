@@ -109,14 +109,48 @@ def complete(model: PixelCNN, images, k: int = 4, seed: int = 0, rows: int | Non
 
 
 def receptive_map(layers: int, kernel_size: int, H: int, W: int, row: int, col: int) -> np.ndarray:
-    """(H, W) ints for the mask lesson: 0 later pixel (must not be seen), 1 seen, 2 earlier but NOT seen
-    (the blind spot), 3 the pixel itself. Measured on a q2a-shaped net with random weights."""
+    """(H, W) ints for the mask lesson: 0 later pixel (must not be seen), 1 seen, 2 the blind spot (earlier, and
+    never seen however deep the stack: j rows up, right of col + j*(k//2); see blind_spot), 3 the pixel itself,
+    4 earlier but beyond this depth's reach (more layers would see it). Seen is measured on a q2a-shaped net with
+    random weights (`layers` type-B layers after the type-A one); the split of the rest follows the masks."""
     cfg = dict(in_channels=1, n_values=2, filters=8, n_layers=layers, kernel_size=kernel_size)
     seen = receptive_field(cfg, row, col, H, W)
     earlier = (np.arange(H * W) < row * W + col).reshape(H, W)
-    out = np.where(seen, 1, np.where(earlier, 2, 0))
+    out = np.where(seen, 1, np.where(blind_spot(kernel_size, H, W, row, col), 2, np.where(earlier, 4, 0)))
     out[row, col] = 3
     return out
+
+
+def blind_spot(kernel_size: int, H: int, W: int, row: int, col: int) -> np.ndarray:
+    """(H, W) bool: the earlier pixels no stack of kxk type A/B layers ever sees from (row, col). A mask covers
+    the rows above its centre in full, but within the centre row it reaches only left: a layer can move the
+    field right (by k//2 at most) only while it also climbs a row or more, so j rows up the field ends at column
+    col + j*(k//2)."""
+    r, c = np.ogrid[:H, :W]
+    return (r < row) & (c > col + (row - r) * (kernel_size // 2))
+
+
+BLIND_SPOT = (
+    "**Which pixels reach the prediction of one pixel?** Stack the layers and follow the masks. A type A or B mask "
+    "covers the rows above its centre in full, right side included; only within the centre row does it reach left "
+    "alone. So a layer moves the field right, by at most k//2 columns, only where it also climbs at least one row: "
+    "j rows above the pixel (row r, column c), nothing right of column c + j·(k//2) is ever seen, however deep the "
+    "stack. That wedge of earlier pixels up and to the right is the **blind spot** of the plain PixelCNN (the gated "
+    "PixelCNN removes it with a vertical and a horizontal stack). Measured here from the gradients of a net with "
+    "random weights.")
+
+
+def field_text(layers: int, kernel_size: int, row: int, col: int, out_of_reach: bool = True) -> str:
+    """The receptive-field map's rule in the numbers of its settings (`layers` type-B layers after the type-A one,
+    kxk kernels, the pixel at (row, col)): what receptive_map measures and blind_spot says. out_of_reach: whether
+    the map shows earlier pixels this depth does not reach yet (value 4)."""
+    n, h = layers + 1, kernel_size // 2
+    reach = n * h
+    return (f"{n} masked {kernel_size}×{kernel_size} layers (1 type A + {layers} type B), k//2 = {h}: in row "
+            f"{row} the net sees the columns left of {col}; in row {row} − j, for j = 1 to {reach}, columns "
+            f"{col} − {reach} to {col} + {h}·min(j, {n}) (within the image). Right of {col} + {h}·j lies the "
+            "blind spot (orange)" + (f"; the other earlier pixels are only out of reach of {n} layers (light "
+                                     "orange): more layers would see them." if out_of_reach else "."))
 
 
 # ---------------------------------------------------------------------------------------------- the question
