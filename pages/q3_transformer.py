@@ -1,7 +1,6 @@
 """Q3 — iGPT: a causal transformer on pixels; completions, attention, and the KV-cache race."""
 import numpy as np
 import plotly.colors as pc
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import viz
@@ -27,7 +26,7 @@ st.markdown(
     "token on coloured shapes. (The Q2b PixelCNN reports colour per sub-pixel: divide by 3 to compare.)\n"
     "- **The KV cache (Q3c).** Drawing a pixel needs the keys and values of all earlier ones. Without a cache "
     "the whole prefix is run through the model again at every step; with one, a step computes Q, K, V for the "
-    "new token only and reads the rest. Race both below.")
+    "new token only and attends over the stored keys and values of the rest. Race both below.")
 
 dataset, train, test = ui.pick_dataset(TITLES, key="q3:dataset")
 H, W, C = train.shape[1:]
@@ -200,12 +199,7 @@ with tab_attn:
 # ------------------------------------------------------------------------------------------------------- race
 with tab_race:
     race_q = get("q3c")
-    st.markdown(
-        "Draw the same images twice from the same seed: **without** the cache every step re-runs the model on "
-        "the whole prefix, so step t costs about t tokens of work and the time per step grows along the image; "
-        "**with** the cache a step runs one token and reads the stored keys and values, so it stays flat. Same "
-        "random numbers, so the two grids must be identical. The speed-up is the uncached total over the cached "
-        "total: it grows with the sequence length (784 pixels on MNIST) and the batch.")
+    st.markdown(q3.RACE_TEXT)
     colour_sets = [d for d in q3.COLOUR_SETS]
     race_set = st.radio("Race on", colour_sets, index=colour_sets.index("mnist-colored"), horizontal=True,
                         format_func=TITLES.get, key="q3:race:dataset")
@@ -223,7 +217,7 @@ with tab_race:
                             key="q3:race:n", help="Each sampler draws this many images in one batch. On a CPU "
                             "the uncached sampler needs 10+ minutes for 100 coloured MNIST images.")
         seed = c2.number_input("seed", 0, 2**31 - 1, 0, key="q3:race:seed")
-        if st.button("Race: without cache vs with cache", type="primary", key="q3:race:go", icon="🏁"):
+        if st.button(q3.RACE_BUTTON, type="primary", key="q3:race:go", icon="🏁"):
             try:
                 rid = ui.submit(ui.RunSpec("q3c", race_set, {"checkpoint": source, "n_samples": int(n)},
                                                 seed=int(seed), label="race"))
@@ -239,18 +233,9 @@ with tab_race:
         start = view.latest.get("race_start")
         if not start:
             return
-        fig = go.Figure()
-        for name, color in (("uncached", viz.PALETTE[3]), ("cached", viz.PALETTE[2])):
-            if times[name]:
-                x, y = viz.downsample(np.arange(1, len(times[name]) + 1), 1e3 * np.array(times[name]), 800)
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} ({sum(times[name]):.2f} s)",
-                                         line=dict(color=color)))
-        log_y = st.checkbox("log scale (the cached line is ~50x lower: on a linear axis it lies on the floor)",
-                            value=True, key=f"q3c:log:{view.run_id}")
-        fig.update_layout(xaxis_title="step (pixel position)", yaxis_title="ms per step", height=340,
-                          yaxis_type="log" if log_y else "linear",
-                          xaxis_range=[0, start["steps"]], margin=dict(l=10, r=10, t=10, b=10),
-                          legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+        log_y = st.checkbox(q3.log_scale_label((status.get("result") or {}).get("speedup")), value=True,
+                            key=f"q3c:log:{view.run_id}")
+        fig = q3.race_figure(times, start["steps"], log_y)
         st.plotly_chart(fig, key=f"q3c:times:{view.run_id}")
         th = start.get("threads")
         st.caption(f"{ui.plural(start['n'], 'sample')} of {start['steps']} steps each on {start['device']}"
@@ -281,4 +266,7 @@ with tab_race:
                 st.warning(f"{res['identical']} of {ui.plural(res['n_samples'], 'sample')} match. A mismatch means the two paths "
                            f"computed logits that differ enough to flip a draw (float rounding, or a cache bug).")
 
-    ui.run_monitor(rid, extra=race_extra, show_curve=False, key="q3c")
+    if rid:
+        ui.run_monitor(rid, extra=race_extra, show_curve=False, key="q3c")
+    elif picked:   # (without a model the picker has said what to do)
+        st.info(q3.RACE_EMPTY)

@@ -44,3 +44,42 @@ def test_the_blind_spot_words_match_the_map():
     words = q2.field_text(5, 7, 12, 9)     # the page's default settings, in numbers
     assert "6 masked 7×7 layers (1 type A + 5 type B)" in words and "k//2 = 3" in words
     assert "9 − 18 to 9 + 3·min(j, 6)" in words and "Right of 9 + 3·j" in words
+
+
+# ------------------------------------------------------------------------------------------------ Q3: the race
+def test_the_race_text_gives_the_cost_model_and_no_flat_line():
+    text = q3.RACE_TEXT
+    assert "stays flat" not in text and "O(L(t·d² + t²·d))" in text and "O(L(d² + t·d))" in text
+    assert "attends over the t stored keys" in text and "overhead, not the algorithm" in text
+
+
+def test_the_stated_ratio_of_the_totals_holds():
+    """'Summed over the T steps the operations' ratio lies between T/2 and 2T/3' (per layer, constants aside)."""
+    for T in (400, 784):
+        for d in (16, 128, 4096):
+            t = np.arange(1, T + 1, dtype=float)
+            ratio = (t * d * d + t * t * d).sum() / (d * d + t * d).sum()
+            assert T / 2 - 1 <= ratio <= 2 * T / 3 + 1, (T, d, ratio)
+
+
+def test_the_log_scale_label_carries_the_measured_ratio_not_a_fixed_one():
+    assert "93.5x" in q3.log_scale_label(93.51) and "50x" not in q3.log_scale_label(93.51)
+    assert not re.search(r"\d", q3.log_scale_label(None))                  # while the race runs: no number
+
+
+def test_race_chart_log_ticks_read_as_full_values():
+    times = {"uncached": np.linspace(2e-3, 0.09, 784), "cached": np.full(784, 4e-4)}   # seconds per step
+    fig = q3.race_figure(times, 784, log_y=True)
+    y = fig.layout.yaxis
+    assert y.type == "log" and y.title.text == "ms per step"
+    assert list(y.ticktext) == ["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100"]
+    assert [float(t) for t in y.ticktext] == list(y.tickvals)           # each label is its tick's full value
+    wide = q3.log_ticks([0.03, 800])                                     # over 4+ decades: one per decade
+    assert wide == ([0.01, 0.1, 1.0, 10.0, 100.0, 1000.0], ["0.01", "0.1", "1", "10", "100", "1000"])
+    assert [tr.name for tr in fig.data] == [f"uncached ({times['uncached'].sum():.2f} s)",
+                                            f"cached ({times['cached'].sum():.2f} s)"]
+    assert q3.race_figure(times, 784, log_y=False).layout.yaxis.tickvals is None
+
+
+def test_the_race_tab_names_its_own_button_when_it_has_no_race():
+    assert q3.RACE_BUTTON in q3.RACE_EMPTY and "preset" not in q3.RACE_EMPTY and "Train" not in q3.RACE_EMPTY

@@ -237,6 +237,21 @@ def test_page_without_models_says_so(runs_dir, no_pretrained):
     assert any("not shipped yet" in i.value for i in at.info)
 
 
+def test_race_tab_without_a_race_names_its_own_button(runs_dir):
+    """The race tab has no preset and no Train button: with a model and no race yet it says to press its own
+    button; the monitor's "pick a preset and press Train" is the train tab's alone."""
+    from core import checkpoints
+    from core.questions.q3 import RACE_EMPTY
+    from tests.test_app import app
+
+    at = app("pages/q3_transformer.py")
+    assert not at.exception, [e.value for e in at.exception]
+    infos = [i.value for i in at.info]
+    assert sum("pick a preset and press Train" in i for i in infos) == 1, infos
+    if checkpoints.find(name="q3b-mnist-colored"):      # the race tab's default set has a model to race
+        assert RACE_EMPTY in infos
+
+
 def test_page_completes_shows_attention_and_launches_a_race(runs_dir, no_pretrained):
     from core.lab import store as RunStore
     from tests.test_app import _button, app

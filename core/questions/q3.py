@@ -333,6 +333,67 @@ class ColourQ(IGPT):
 
 
 # ----------------------------------------------------------------------------------------------- Q3c: the race
+RACE_BUTTON = "Race: without cache vs with cache"
+RACE_TEXT = (
+    "Draw the same images twice from the same seed, and time every step. With d = d_model, L layers and t tokens "
+    "so far:\n"
+    "- **Without** the cache, step t runs the model on the whole prefix: every layer recomputes all t positions, "
+    "O(t·d²) for the projections and the MLP and O(t²·d) for attention, so a step costs "
+    "**O(L(t·d² + t²·d))**.\n"
+    "- **With** the cache, step t computes Q, K, V and the MLP for the new token only, O(d²), and attends over the t "
+    "stored keys and values, O(t·d): **O(L(d² + t·d))** per step. Its line rises too, only far more slowly.\n\n"
+    "Same random numbers, so the two grids must be identical. The speed-up is the uncached total over the cached "
+    "total. Summed over the T = H·W steps (784 on MNIST) the operations' ratio lies between T/2 and 2T/3, so it "
+    "grows with the image. A bigger batch can raise the measured ratio too, but that is overhead, not the "
+    "algorithm: every step has fixed costs (launching each operation, Python), and shared by more images they "
+    "weigh less on the cheap cached step.")
+RACE_EMPTY = f"No race yet on this set: press **{RACE_BUTTON}** above to draw the samples both ways and time them."
+
+
+def log_scale_label(speedup: float | None = None) -> str:
+    """The race chart's log-axis checkbox, with the ratio measured by the race shown (none while it runs)."""
+    if speedup:
+        return (f"log scale (the cached total is {speedup:.1f}x smaller: on a linear axis its line lies near the "
+                "floor)")
+    return "log scale (on a linear axis the cached line lies near the floor)"
+
+
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis over the positive `values`, each labelled with its full value ("0.5", "20", "1000"):
+    1, 2, 5 per decade over up to 3 decades, else one per decade."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return [], []
+    e0, e1 = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    mantissas = (1, 2, 5) if e1 - e0 <= 3 else (1,)
+    vals = [float(f"{m}e{e}") for e in range(e0, e1 + 1) for m in mantissas if float(f"{m}e{e}") <= 10.0 ** e1]
+    return vals, [np.format_float_positional(x, trim="-") for x in vals]
+
+
+def race_figure(times: dict, steps: int, log_y: bool = True):
+    """The race chart: ms per step of each sampler ({"uncached": [s, ...], "cached": [...]}), its total in the
+    legend, on a log axis (full-value ticks) or a linear one."""
+    import plotly.graph_objects as go
+
+    from .. import viz
+
+    fig, shown = go.Figure(), []
+    for name, color in (("uncached", viz.PALETTE[3]), ("cached", viz.PALETTE[2])):
+        if len(times.get(name, ())):
+            x, y = viz.downsample(np.arange(1, len(times[name]) + 1), 1e3 * np.asarray(times[name], float), 800)
+            shown.append(y)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} ({sum(times[name]):.2f} s)",
+                                     line=dict(color=color)))
+    yaxis = dict(title="ms per step", type="log" if log_y else "linear")
+    if log_y and shown:
+        yaxis["tickvals"], yaxis["ticktext"] = log_ticks(np.concatenate(shown))
+    fig.update_layout(xaxis_title="step (pixel position)", yaxis=yaxis, height=340, xaxis_range=[0, steps],
+                      margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    return fig
+
+
 def race_threads(device: str) -> int | None:
     """On a CPU, a race that holds every core is timed while the page and the browser that draw it take turns on
     the same cores: its steps stall whenever they redraw (2 cores, browser alongside: 45 s uncached and 2.1 s cached
