@@ -23,8 +23,8 @@ st.markdown(
     "rebuilds the image from the codes. Then a transformer models just **49 tokens** per image (plus <bos>), "
     "and its samples are decoded back to images.\n"
     "- **(a) Tokenizer** — train one; its loss is a squared error in the 0..3 pixel scale, *not* nats.\n"
-    "- **Codebook lab** — shrink, switch off and shake the codebook and watch what it costs: each image costs "
-    "49·log₂K bits.\n"
+    "- **Codebook lab** — shrink, switch off and shake the codebook and watch what it costs. "
+    f"{q4.bits_text(REFERENCE)}\n"
     "- **(b) Token transformer** — the Q3 transformer on the token grids; loss in nats per token "
     f"(≈ ln 1025 ≈ 6.93 before training; the course reached {REFERENCE} on its colored MNIST).")
 
@@ -153,22 +153,6 @@ def _curve(source, name, stamp, ks, method, off, scale, seed) -> list:
     return q4.lab_curve(b["tok"], b["z_usage"], b["eval_x"], b["z_eval"], ks, method, off, scale, seed)
 
 
-def _rd_fig(rows, current, full, method_label):
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[r["bits"] for r in rows], y=[r["mse"] for r in rows], mode="lines+markers",
-                             name=f"K = 1, 4, 16, … ({method_label})", text=[f"K = {r['k']}" for r in rows],
-                             hovertemplate="%{text}<br>%{x:.0f} bits / image<br>MSE %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[full["bits"]], y=[full["mse"]], mode="markers", name="the trained codebook",
-                             marker=dict(symbol="circle-open", size=14, color="gray", line=dict(width=2))))
-    fig.add_trace(go.Scatter(x=[current["bits"]], y=[current["mse"]], mode="markers",
-                             name=f"your codebook (K = {current['k']})",
-                             marker=dict(symbol="star", size=18, color=viz.TEST_COLOR)))
-    fig.update_layout(xaxis_title="rate: bits per image = 49·log₂K", yaxis_title="distortion: test MSE (0..3 scale)",
-                      height=380, margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-    return fig
-
-
 def _lab():
     opts = dict(q4.available_tokenizers(dataset, owner=ui.viewer()))
     if not opts:
@@ -184,8 +168,11 @@ def _lab():
         return
     tok, usage = base["tok"], _usage(source, dataset, stamp)
     K = tok.n_embeddings
-    st.caption(f"{K} codes; {int((usage > 0).sum())} of them are used by 500 training images. Errors below are "
-               "measured on 200 test images; the codebook edits never change the trained tokenizer.")
+    ppl, freq_bits = q4.usage_bits(usage)
+    st.caption(f"{K} codes; {int((usage > 0).sum())} of them are used by 500 training images, with perplexity "
+               f"{ppl:.0f}: coded by those frequencies an image costs 49·log₂{ppl:.0f} ≈ {freq_bits:.0f} bits, "
+               f"against {q4.fixed_bits(K):.0f} fixed-length. Errors below are measured on 200 test images; the "
+               "codebook edits never change the trained tokenizer.")
 
     c1, c2, c3 = st.columns(3)
     with c1:
@@ -223,8 +210,8 @@ def _lab():
     except ValueError as e:
         st.error(str(e))
         return
-    full = {"k": K, "bits": 49 * math.log2(K), **_error(source, dataset, stamp, K, "most_used", (), 0.0, 0)}
-    current = {"k": edited.n_active, "bits": 49 * math.log2(edited.n_active), **err}
+    full = {"k": K, "bits": q4.fixed_bits(K), **_error(source, dataset, stamp, K, "most_used", (), 0.0, 0)}
+    current = {"k": edited.n_active, "bits": q4.fixed_bits(edited.n_active), **err}
 
     _, test = _images(dataset)
     x = test[np.random.default_rng(int(seed)).choice(len(test), int(count), replace=False)]
@@ -243,8 +230,9 @@ def _lab():
 
     m = st.columns(4)
     m[0].metric("codes in use", f"{edited.n_active} / {K}")
-    m[1].metric("bits per image", f"{current['bits']:.0f}", delta(current["bits"] - full["bits"], "+.0f"),
-                delta_color="off", delta_arrow="off", help="49 tokens × log₂K bits")
+    m[1].metric("bits per image, fixed-length", f"{current['bits']:.0f}",
+                delta(current["bits"] - full["bits"], "+.0f"), delta_color="off", delta_arrow="off",
+                help="49 tokens × log₂K bits: the fixed-length code, an upper bound on what an image costs")
     m[2].metric("test MSE", f"{err['mse']:.3f}", delta(err["mse"] - full["mse"], "+.3f"), delta_color="inverse",
                 help="vs the trained codebook, on 200 test images (0..3 pixel scale)")
     m[3].metric("wrong pixel channels", f"{100 * err['wrong']:.1f} %",
@@ -255,9 +243,8 @@ def _lab():
         curve_ks = tuple(sorted({4 ** i for i in range(int(math.log(n_on, 4)) + 1)} | {n_on}))
         curve = _curve(source, dataset, stamp, curve_ks, method, off, float(scale), int(pseed))
         label = {"most_used": "most used", "kmeans": "k-means"}[method]
-        st.plotly_chart(_rd_fig(curve, current, full, label), key="q4:lab:rd")
-        st.caption("Each point is this codebook edit at one K, measured on 200 test images. Fewer codes cost fewer "
-                   "bits per image and reconstruct worse; k-means places its K codes where the data is.")
+        st.plotly_chart(q4.rd_figure(curve, current, full, label), key="q4:lab:rd")
+        st.caption(q4.rd_caption(K))
     with right:
         hm = go.Figure(go.Heatmap(z=idx[0][::-1], text=idx[0][::-1], texttemplate="%{text}", colorscale="Turbo",
                                   showscale=False, hovertemplate="code %{z}<extra></extra>"))
@@ -287,6 +274,10 @@ def _samples_extra(view, status):
     if res:
         ref = f"{res['test_loss'] - REFERENCE:+.3f} vs the course's {REFERENCE} (its own data and tokenizer)"
         st.metric("final test loss", f"{res['test_loss']:.3f} nats/token", ref, delta_color="off", delta_arrow="off")
+        st.caption(f"Coded with these probabilities an image costs 49 × {res['test_loss']:.3f} / ln 2 ≈ "
+                   f"{q4.prior_bits(res['test_loss']):.0f} bits (the course's {REFERENCE}: "
+                   f"≈ {q4.prior_bits(REFERENCE):.0f} bits)."
+                   + (f" A fixed-length code spends {q4.fixed_bits(meta['n_embeddings']):.0f}." if meta else ""))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model and its tokenizer…")

@@ -83,3 +83,27 @@ def test_race_chart_log_ticks_read_as_full_values():
 
 def test_the_race_tab_names_its_own_button_when_it_has_no_race():
     assert q3.RACE_BUTTON in q3.RACE_EMPTY and "preset" not in q3.RACE_EMPTY and "Train" not in q3.RACE_EMPTY
+
+
+# ------------------------------------------------------------------------------------------------ Q4: bits per image
+def test_bits_text_names_the_upper_bound_and_the_prior_cost():
+    ref = q4.TOKEN_TRANSFORMER.reference["mnist-colored"]
+    assert ref == 3.083 and round(q4.prior_bits(ref)) == round(49 * 3.083 / math.log(2)) == 218
+    text = q4.bits_text(ref)
+    assert "49·log₂K bits per image (490 for K = 1024): an upper bound" in text
+    assert "49·log₂(perplexity)" in text and "49·loss/ln 2" in text and "3.083 nats/token is ≈ 218 bits" in text
+
+
+def test_usage_bits_is_the_entropy_of_the_code_histogram():
+    ppl, bits = q4.usage_bits([10, 10, 10, 10, 0, 0])
+    assert ppl == pytest.approx(4) and bits == pytest.approx(49 * 2)
+    assert q4.usage_bits([5])[1] == 0 and q4.fixed_bits(1024) == 490
+
+
+def test_the_rate_distortion_chart_says_it_edits_one_tokenizer():
+    rows = [{"k": k, "bits": q4.fixed_bits(k), "mse": 1 / k} for k in (1, 4, 1024)]
+    fig = q4.rd_figure(rows, rows[1], rows[2], "k-means")
+    assert fig.layout.title.text == "edits of one tokenizer's codebook (its decoder trained for K = 1024)"
+    assert "fixed-length" in fig.layout.xaxis.title.text
+    caption = q4.rd_caption(1024)
+    assert "not a tokenizer trained at each K" in caption and "upper bound" in caption

@@ -244,7 +244,7 @@ def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained)
     at.radio(key="q4:lab:method").set_value("kmeans")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert metric("codes in use") == f"4 / {K}" and metric("bits per image") == "98"
+    assert metric("codes in use") == f"4 / {K}" and metric("bits per image, fixed-length") == "98"
     assert float(metric("test MSE")) > full_mse
     assert any(c.label.startswith("tokenizer") for c in at.selectbox)  # the q4b form offers the finished run
     # switching a code off keeps the K the learner chose (the slider is rebuilt with new options)

@@ -31,7 +31,8 @@ from ...models.transformer import Transformer, forbid, sample
 from ...models.vqvae import VQVAE, VQTokenizer, VQVAEConfig, vqvae_loss
 from ...train import TrainConfig, fit, stop_check, subset, subset_indices
 from ..base import Data, Field, Question, Trained, test_sample_field, transformer_check, transformer_fields
-from .codebook_lab import LAB_METHODS, lab_curve, lab_error, lab_tokenizer, lab_usage, token_picture  # noqa: F401
+from .codebook_lab import (LAB_METHODS, bits_text, fixed_bits, lab_curve, lab_error, lab_tokenizer,  # noqa: F401
+                           lab_usage, prior_bits, rd_caption, rd_figure, rd_title, token_picture, usage_bits)
 from .tokens import (IMAGE_SHAPE, TOKENS, TokenCache, TokenizerMissing, available_tokenizers,  # noqa: F401
                      check_images, find_tokenizer, load_tokenizer, pairs, pretrained_tokenizer_name, to_images,
                      tokenize, tokenize_parts, tokenizer_config, tokenizer_source, with_bos)
