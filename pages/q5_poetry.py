@@ -5,7 +5,7 @@ import math
 import streamlit as st
 
 from core import sources
-from core.questions import get
+from core.questions import get, q5
 from core.questions.q5 import generate, prepare_prompt, stepper as q5_stepper, tokenizer_from_config
 import ui
 
@@ -13,26 +13,33 @@ ui.in_app()
 
 q = get("q5")
 MAX_LENGTH = 2000   # characters a learner may ask for
-STUDENTS = get("q5").students["poetry"]  # final test losses students reached on the original set (nats/char)
+COURSE_SET = q5.on_course_set()   # the course's own poems, or (by default) another corpus
+
+
+def _context(run_id):
+    """The window length of the run shown below, else of the preset the form opens with."""
+    try:
+        if run_id:
+            return int(ui.store().spec(run_id).hparams["context"])
+    except (KeyError, TypeError, ValueError):   # a spec without it
+        pass
+    return q.preset(q.default_preset(ui.device()))["context"]
+
 
 st.title("✒️ Q5 · A character-level poet")
+try:
+    train, test = ui.load_data("poetry")
+except Exception as e:  # not fetched yet: say how to get it
+    train = test = None
+    missing = e
+run_id = ui.current_run(q, "poetry")
 st.markdown(
     "The same causal transformer as Q3, but its tokens are **characters**. The vocabulary is every distinct "
     "character of the training poems plus two special tokens: every poem is written as "
     "`<bos>` poem `<eos>`, so the model learns where a poem starts and when to stop.\n\n"
-    "- **Training:** every poem is cut into windows of 128 tokens (its first window starts with `<bos>`); at every "
-    "position the model predicts the next character from the ones before it (the causal mask hides the future).\n"
-    "- **Loss:** the mean negative log-likelihood per character on the 10 test poems, in **nats/char**. "
-    "A model that knows nothing guesses uniformly: ln(vocabulary) ≈ 4.4 nats. Students reached "
-    f"{STUDENTS[0]:.2f}–{STUDENTS[1]:.2f}.\n"
-    "- **Writing:** start from `<bos>` (or from your own line), draw one character at a time, feed it back, and "
-    "stop at `<eos>`. Watch the samples below each epoch: first random letters, then words and line breaks, "
-    "then something with the shape of verse.")
-
-try:
-    train, test = ui.load_data("poetry")
-except Exception as e:  # not fetched yet: say how to get it
-    st.error(f"The poetry set is not available: {ui.plain(e)}")
+    + q5.intro(_context(run_id), len(test) if train else None, COURSE_SET, len(train) + len(test) if train else None))
+if train is None:
+    st.error(f"The poetry set is not available: {ui.plain(missing)}")
     st.stop()
 chars = sorted(set("".join(train)))
 st.caption(f"{len(train)} training poems ({sum(map(len, train)):,} characters) and {len(test)} test poems · "
@@ -54,19 +61,16 @@ def show_texts(texts, prompt: str = ""):
 
 # ------------------------------------------------------------------------------------------------------- train
 st.subheader("Train")
-ui.train_panel(q, "poetry")
-run_id = ui.current_run(q, "poetry")
+run_id = ui.train_panel(q, "poetry") or run_id
 
 
 def extra(view, status):
     texts = [a for a in view.artifacts if a.get("kind") == "text"]
     res = status.get("result")
     if res:
-        lo, hi = STUDENTS
-        where = "inside" if lo <= res["test_loss"] <= hi else ("below" if res["test_loss"] < lo else "above")
         c1, c2, c3 = st.columns(3)
-        c1.metric("final test loss", f"{res['test_loss']:.3f} nats/char", f"{where} the students' {lo}–{hi}",
-                  delta_color="off", delta_arrow="off")
+        c1.metric("final test loss", f"{res['test_loss']:.3f} nats/char",
+                  q5.against_students(res["test_loss"], COURSE_SET), delta_color="off", delta_arrow="off")
         c2.metric("bits per character", f"{res['bits_per_dim']:.3f}")
         c3.metric("training time", f"{res['seconds']:.0f} s")
     if not texts:
@@ -75,7 +79,7 @@ def extra(view, status):
         return
     latest = texts[-1]
     st.markdown(f"**{'The 5 final samples' if latest.get('final') else 'Samples after epoch ' + str(latest['epoch'])}**"
-                " (up to 128 characters, cut at <eos>)")
+                f" (up to {q5.FINAL_LEN} characters, cut at <eos>)")
     show_texts(latest["texts"])
     if len(texts) > 1:
         with st.expander("Samples from every epoch"):

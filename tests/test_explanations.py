@@ -107,3 +107,16 @@ def test_the_rate_distortion_chart_says_it_edits_one_tokenizer():
     assert "fixed-length" in fig.layout.xaxis.title.text
     caption = q4.rd_caption(1024)
     assert "not a tokenizer trained at each K" in caption and "upper bound" in caption
+
+
+# ------------------------------------------------------------------------------------------------ Q5: the poet
+def test_the_poetry_text_takes_the_context_and_compares_loosely():
+    text = q5.intro(64, 10, course_set=False, n_poems=486)
+    assert "windows of 64 tokens" in text and "128" not in text
+    assert "course's own poetry set reached 1.60–2.13 nats/char" in text and "486 poems" in text
+    assert "rough guide" in text
+    on_course_set = q5.intro(128, 10, course_set=True)
+    assert "rough guide" not in on_course_set and "windows of 128 tokens" in on_course_set
+    assert q5.against_students(1.75, False).startswith("inside the students' 1.60–2.13")
+    assert q5.against_students(2.5, True) == "above the students' 1.60–2.13"
+    assert q5.against_students(1.2, False).startswith("below")

@@ -232,6 +232,8 @@ def test_page_writes_with_a_finished_run(runs_dir, poems, monkeypatch):
     at.switch_page("pages/q5_poetry.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Samples" in m.value or "final samples" in m.value for m in at.markdown)
+    intro = next(m.value for m in at.markdown if "**Training:**" in m.value)   # the run's own window length
+    assert f"windows of {TINY['context']} tokens" in intro and "windows of 128" not in intro and "rough guide" in intro
     models = at.selectbox(key="q5:source")
     shipped = checkpoints.find(question="q5", dataset="poetry")
     assert models.value == (f"pretrained:{shipped[0]['name']}" if shipped else f"run:{rid}")  # shipped by default

@@ -261,3 +261,45 @@ class PoetryQ(Question):
 
 
 POETRY = PoetryQ()
+
+
+# ----- the page's words (numbers from the run's settings and the corpus loaded)
+def on_course_set() -> bool:
+    """Whether the poetry set loaded is the course's own (Hugging Face merve/poetry: core.data.load reads it when
+    ARLAB_POETRY=hf), not the default corpus."""
+    import os
+
+    return os.environ.get("ARLAB_POETRY") == "hf"
+
+
+def students_text(course_set: bool, n_poems: int | None = None) -> str:
+    """Where the students' final test losses come from, and how far they carry to the corpus here."""
+    lo, hi = POETRY.students["poetry"]
+    if course_set:
+        return f"Students reached {lo:.2f}–{hi:.2f} nats/char on this set."
+    corpus = f" ({n_poems} poems of public-domain verse)" if n_poems else ""
+    return (f"Students on the course's own poetry set reached {lo:.2f}–{hi:.2f} nats/char; this corpus{corpus} "
+            "differs, so read it as a rough guide.")
+
+
+def intro(context: int, n_test: int | None, course_set: bool, n_poems: int | None = None) -> str:
+    """The page's bullets on training, loss and writing, for windows of `context` tokens and `n_test` test poems
+    (None: the set is not loaded)."""
+    test = f"the {n_test} test poems" if n_test else "the test poems"
+    return (f"- **Training:** every poem is cut into windows of {context} tokens, the **context** setting (a poem's "
+            "first window starts with `<bos>`); at every position the model predicts the next character from the "
+            "ones before it (the causal mask hides the future).\n"
+            f"- **Loss:** the mean negative log-likelihood per character on {test}, in **nats/char**. A model that "
+            "knows nothing guesses uniformly: ln(vocabulary) nats/char (below). "
+            f"{students_text(course_set, n_poems)}\n"
+            "- **Writing:** start from `<bos>` (or from your own line), draw one character at a time, feed it back, "
+            "and stop at `<eos>`. Watch the samples below each epoch: first random letters, then words and line "
+            "breaks, then something with the shape of verse.")
+
+
+def against_students(loss: float, course_set: bool) -> str:
+    """A final test loss held against the students' range: inside, below or above it (on which set)."""
+    lo, hi = POETRY.students["poetry"]
+    where = "inside" if lo <= loss <= hi else ("below" if loss < lo else "above")
+    return f"{where} the students' {lo:.2f}–{hi:.2f}" + ("" if course_set else
+                                                           " (on the course's set: a rough guide)")
