@@ -5,14 +5,13 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import viz
+from core import data, viz
 from core.questions import get, q2
 import ui
 
 ui.in_app()
 
-TITLES = {"shapes": "shapes (binary)", "mnist": "MNIST (binary)", "shapes-colored": "coloured shapes",
-          "mnist-colored": "coloured MNIST"}
+TITLES = data.titles("shapes", "mnist", "shapes-colored", "mnist-colored")
 
 st.title("🧱 Q2 · PixelCNN")
 st.markdown(

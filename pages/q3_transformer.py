@@ -3,14 +3,13 @@ import numpy as np
 import plotly.colors as pc
 import streamlit as st
 
-from core import viz
+from core import data, viz
 from core.questions import get, q3
 import ui
 
 ui.in_app()
 
-TITLES = {"shapes": "shapes (binary)", "mnist": "MNIST (binary)", "shapes-colored": "coloured shapes",
-          "mnist-colored": "coloured MNIST"}
+TITLES = data.titles("shapes", "mnist", "shapes-colored", "mnist-colored")
 
 st.title("⚡ Q3 · iGPT: a transformer on pixels")
 st.markdown(

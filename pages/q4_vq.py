@@ -13,7 +13,7 @@ import ui
 
 ui.in_app()
 
-REFERENCE = get("q4b").reference["mnist-colored"]  # the course's q4b test loss on its colored MNIST (nats/token)
+REFERENCE = get("q4b").reference["mnist-colored"]  # the course's q4b test loss on its coloured MNIST (nats/token)
 
 st.title("🧩 Q4 · VQ tokens")
 st.markdown(
@@ -26,10 +26,11 @@ st.markdown(
     "- **Codebook lab** — shrink, switch off and shake the codebook and watch what it costs. "
     f"{q4.bits_text(REFERENCE)}\n"
     "- **(b) Token transformer** — the Q3 transformer on the token grids; loss in nats per token "
-    f"(≈ ln 1025 ≈ 6.93 before training; the course reached {REFERENCE} on its colored MNIST).")
+    f"(≈ ln 1025 ≈ 6.93 before training; the course reached {REFERENCE} on its coloured MNIST).")
 
-dataset = ui.dataset_radio({"mnist-colored": "colored MNIST — textured backgrounds",
-                            "mnist-v2": "colored MNIST v2 — solid colours"}, key="q4:dataset")
+TITLES = data.titles("mnist-colored", "mnist-v2")
+dataset = ui.dataset_radio({"mnist-colored": f"{TITLES['mnist-colored']} — textured backgrounds",
+                            "mnist-v2": f"{TITLES['mnist-v2']} — solid colours"}, key="q4:dataset")
 tab_a, tab_lab, tab_b = st.tabs(["(a) Tokenizer", "🔬 Codebook lab", "(b) Token transformer"])
 
 

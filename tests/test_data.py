@@ -585,3 +585,16 @@ def test_shipped_shapes_models_give_the_loss_on_new_and_repeated_test_images():
         assert sp["new"] > sp["repeated"], e["name"]      # remembered images are cheaper
     e = checkpoints.find(name="q2a-shapes")[0]
     assert recompute("q2a-shapes", images="new") == pytest.approx(e["test_split"]["new"], rel=1e-4)
+
+
+def test_every_page_names_a_set_by_its_one_title(runs_dir):
+    """One name for one thing: the Q2, Q3 and Q4 pages' data-set choices read the titles the Data sets page shows."""
+    from tests.conftest import open_page
+
+    for page, names in (("pages/q2_pixelcnn.py", ("shapes", "mnist", "shapes-colored", "mnist-colored")),
+                        ("pages/q4_vq.py", ("mnist-colored", "mnist-v2"))):
+        at = open_page(page)
+        options = [o for r in at.radio for o in r.options]
+        for title in data.titles(*names).values():
+            assert any(o.startswith(title) for o in options), (page, title, options)
+        assert not any("colored" in o.lower() for o in options), options   # the titles' one spelling

@@ -46,6 +46,11 @@ SETS = {
 }
 
 
+def titles(*names: str) -> dict[str, str]:
+    """{name: its title}: the one name every page gives a set."""
+    return {n: _check(n)["title"] for n in names}
+
+
 def repeats(train, test):
     """(len(test),) bool: which test images occur exactly (every pixel) in the training images. Small generated
     sets repeat: a test loss over them mixes remembered images and new ones."""

@@ -10,7 +10,7 @@ Checkpoint config: "question": "q4a" + the VQVAEConfig fields, so `core.sources.
 q4b ("Token transformer") tokenizes the data set once with a tokenizer — "pretrained" (the shipped
 `vqvae-<dataset>`), another shipped q4a name, or the id of a finished q4a run — caching the tokens in the run
 folder, then trains the shared transformer on <bos> + 49 tokens (vocab = K + 1, <bos> = id K). Loss in nats
-per token (an untrained model gives ≈ ln(K + 1); the course's reference is 3.083 on its colored MNIST).
+per token (an untrained model gives ≈ ln(K + 1); the course's reference is 3.083 on its coloured MNIST).
 Samples never contain <bos> and are decoded to images by the same tokenizer.
 
 Here: the two questions. Beside them: tokens.py (images <-> tokens, finding and loading a tokenizer) and
@@ -281,7 +281,7 @@ class TokenTransformerQ(Question):
     fields = B_FIELDS
     presets = B_PRESETS
     unit = "nats/token"
-    reference = {"mnist-colored": 3.083}  # the course's test loss on its colored MNIST, with its tokenizer
+    reference = {"mnist-colored": 3.083}  # the course's test loss on its coloured MNIST, with its tokenizer
     students = {"mnist-colored": (2.93, 3.74), "mnist-v2": (2.85, 3.77)}   # on the course's data (spec.md)
     memory_fields = ("batch_size", "d_model", "batch size, d_model or layers")
     architecture = ("tokenizer", "d_model", "heads", "layers")   # the tokens, and the transformer's shape
