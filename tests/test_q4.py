@@ -358,6 +358,14 @@ def test_tokenize_parts_uses_the_shared_cache_only_for_a_shipped_tokenizer(tmp_p
     q4.tokenize_parts(tok, {"train": (images, keep)}, RunContext(), shipped_sha256="ef" * 32)
     q4.tokenize_parts(tok, {"train": (images, keep)}, RunContext(), shipped_sha256="ef" * 32)
     assert tok.seen == 8 + 3 and len(list((tmp_path / "tokens").iterdir())) == 1
+    run = tmp_path / "run"
+    run.mkdir()
+    ctx = RunContext()
+    ctx.run_dir = run
+    q4.tokenize_parts(tok, {"train": (images, keep)}, ctx, shipped_sha256="ef" * 32)
+    assert not list(run.iterdir())                # the shared cache holds them: the run keeps no copy
+    q4.tokenize_parts(tok, {"test": images[:5]}, ctx)
+    assert [p.name for p in run.iterdir()] == ["tokens_test.npy"]   # a run's own tokenizer: kept for a restart
 
 
 def test_warm_tokens_fills_the_cache_once_for_each_shipped_tokenizer_and_image_array(tmp_path, monkeypatch):
