@@ -139,7 +139,8 @@ def _usage(source: str, name: str, stamp: float) -> np.ndarray:
 @st.cache_resource(max_entries=16)
 def _edited(source, name, stamp, k, method, off, scale, seed):
     b = _lab_base(source, name, stamp)
-    return q4.lab_tokenizer(b["tok"], b["z_usage"], k, method, off, scale, seed)
+    with ui.heavy_step():   # k-means and noise: through the server's fair gate (a cache hit never waits)
+        return q4.lab_tokenizer(b["tok"], b["z_usage"], k, method, off, scale, seed)
 
 
 @st.cache_data(max_entries=64)
@@ -151,7 +152,8 @@ def _error(source, name, stamp, k, method, off, scale, seed) -> dict:
 @st.cache_data(max_entries=16)
 def _curve(source, name, stamp, ks, method, off, scale, seed) -> list:
     b = _lab_base(source, name, stamp)
-    return q4.lab_curve(b["tok"], b["z_usage"], b["eval_x"], b["z_eval"], ks, method, off, scale, seed)
+    with ui.heavy_step():
+        return q4.lab_curve(b["tok"], b["z_usage"], b["eval_x"], b["z_eval"], ks, method, off, scale, seed)
 
 
 def _lab():

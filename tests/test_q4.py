@@ -233,7 +233,13 @@ def test_page_says_when_there_is_no_tokenizer(runs_dir, no_pretrained):
     assert len(notes) == 2 and "Tokenizer** tab" in notes[0]   # the lab and the transformer tab
 
 
-def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained):
+def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained, monkeypatch):
+    from ui.server import _limiter
+
+    held = []                      # the server's fair gate while the lab's codebook edit runs: held, by one job
+    edit = q4.lab_tokenizer
+    monkeypatch.setattr(q4, "lab_tokenizer", lambda *a, **k: (held.append(sum(_limiter()._running.values())),
+                                                              edit(*a, **k))[1])
     fake_run(runs_dir, trained["model"])
     at = _page()
     assert not at.exception, [e.value for e in at.exception]
@@ -245,6 +251,7 @@ def test_codebook_lab_responds_to_the_controls(runs_dir, trained, no_pretrained)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert metric("codes in use") == f"4 / {K}" and metric("bits per image, fixed-length") == "98"
+    assert held and all(n == 1 for n in held), held   # the k-means ran through the gate, one job, its own
     assert float(metric("test MSE")) > full_mse
     assert any(c.label.startswith("tokenizer") for c in at.selectbox)  # the q4b form offers the finished run
     # switching a code off keeps the K the learner chose (the slider is rebuilt with new options)

@@ -21,7 +21,7 @@ from .links import link_param  # noqa: F401
 from .models import model_picker  # noqa: F401
 from .monitor import (BODY_EVERY, LIVE_POINTS, STATE_ICON, STATUS_EVERY, RunView, curve, queue_text,  # noqa: F401
                       read_run, run_monitor, run_samples)
-from .server import server_threads, server_work, start_pump  # noqa: F401
+from .server import heavy_step, server_threads, server_work, start_pump  # noqa: F401
 from .sidebar import sidebar  # noqa: F401
 from .starts import FINETUNE, keep_training, start_picker  # noqa: F401
 from .store import (board_on, can_change, device, in_app, load_data, may_view, my_runs, set_board,  # noqa: F401

@@ -68,3 +68,17 @@ def server_work(what: str = "drawing samples"):
         yield
     finally:
         gate.release(owner)
+
+
+@contextmanager
+def heavy_step():
+    """The same gate without a spinner, for a heavy step inside a cached function (it runs only on a cache miss,
+    e.g. the codebook lab's k-means): a cache hit never waits for other learners' work."""
+    from .identity import me
+
+    gate, owner = _limiter(), me().owner
+    gate.acquire(owner)
+    try:
+        yield
+    finally:
+        gate.release(owner)
