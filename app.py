@@ -22,9 +22,6 @@ nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py")) for
 page = st.navigation(nav)
 
 with st.sidebar:
-    side = st.container()
-try:
-    page.run()
-finally:   # drawn after the page (also when it stops early), so its counts include what the page just did
-    with side:
-        ui.sidebar()
+    counts = ui.sidebar()   # before the page: a page that stops early (st.stop) keeps its sidebar
+page.run()
+counts()   # again after it, so the counts include what the page just did (a run it queued)

@@ -1,0 +1,142 @@
+"""What a new learner's walk through the Runs page, the sidebar, the downloads and the scrubber found: the sidebar on
+every page in every state where the page stops early, curve CSVs without repeated rows, a run picker that follows the
+run shown and the runs' states, an instructor's Runs page that opens on everyone's runs, a share link that is a link,
+the scrubber's words and epochs for a finished and a continued run, and image grids whose tiles are one size."""
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core import compare
+from core.questions import get
+from tests.conftest import ROOT, run_in_process
+
+ANN, BOB = "0123456789abcdef", "fedcba9876543210"
+NAME_FIELD, KEY_FIELD = "Name shown on your runs", "Instructor key"
+
+
+@pytest.fixture(autouse=True)
+def through_app_py(monkeypatch):
+    """AppTest runs a switched-to page file alone (Streamlit's old pages-folder mode, which it sets again before
+    every run since the repository has a pages/ folder): no app.py, so no sidebar. A running server leaves that mode
+    for good at its first st.navigation; so do these tests, so every run goes through app.py as a browser's does."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    made = PagesManager.__init__
+
+    def as_served(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", as_served)
+
+
+def served(page, who=None, query=None, instructor=False):
+    """The app in AppTest on `page` (app.py: its navigation and sidebar, then the page) as learner `who` (None: a
+    new guest), with `query` in its link."""
+    from ui.identity import Me
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if who:
+        at.session_state["me"] = Me(f"b:{who}", "Ann" if who == ANN else "Bob", instructor)
+    at.run()
+    at.switch_page(page)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def assert_sidebar(at, key_field=True):
+    """The whole sidebar: who you are, the name field, the instructor key (for a learner, where the server has one),
+    your runs, the queue and the device."""
+    md = [m.value for m in at.sidebar.markdown]
+    fields = [t.label for t in at.sidebar.text_input]
+    assert any(m.startswith("**You:**") for m in md), md
+    assert any(m.startswith("**Your runs:**") for m in md) and any(m.startswith("**Queue:**") for m in md), md
+    assert any(c.value.startswith("**Device:**") for c in at.sidebar.caption)
+    assert NAME_FIELD in fields and (KEY_FIELD in fields) == key_field, fields
+
+
+def finished(runs_dir, who, question="q1a", dataset="1d-1", loss=2.6):
+    """A run of `who` that reads as finished (no training: the pages only list it)."""
+    from core.lab import RunSpec, store
+
+    runs = store(runs_dir)
+    rid = runs.submit(RunSpec(question, dataset, get(question).preset("quick"), preset="quick", owner=f"b:{who}",
+                              owner_name="Ann" if who == ANN else "Bob"), start=False)
+    runs.set_status(rid, state="done", result={"test_loss": loss, "unit": get(question).unit})
+    return rid
+
+
+# ----------------------------------------------------------------------------------------------- the sidebar
+@pytest.fixture
+def key_env(runs_dir, monkeypatch):
+    monkeypatch.setenv("ARLAB_INSTRUCTOR_KEY", "a-key-for-the-test")
+    return runs_dir
+
+
+def test_the_runs_page_of_a_new_learner_keeps_the_sidebar(key_env):
+    at = served("pages/runs.py", ANN)
+    assert any("No runs yet" in i.value for i in at.info)           # the page stopped here
+    assert_sidebar(at)
+
+
+def test_a_locked_link_on_the_runs_page_keeps_the_sidebar(key_env):
+    bobs = finished(key_env, BOB)
+    at = served("pages/runs.py", ANN, {"run": bobs})
+    assert any("not yours to open" in w.value for w in at.warning)
+    assert_sidebar(at)
+
+
+def test_the_instructors_runs_page_with_no_runs_keeps_the_sidebar(key_env):
+    at = served("pages/runs.py", ANN, instructor=True)
+    assert any("No runs yet" in i.value for i in at.info)
+    assert_sidebar(at, key_field=False)
+
+
+def test_the_report_page_before_build_keeps_the_sidebar(key_env):
+    at = served("pages/report.py", ANN)
+    assert any("Build the report" in i.value for i in at.info)
+    assert_sidebar(at)
+
+
+def test_the_class_board_with_no_finished_runs_keeps_the_sidebar(key_env):
+    at = served("pages/board.py", ANN, instructor=True)
+    assert any("No finished runs yet" in i.value for i in at.info)
+    assert_sidebar(at, key_field=False)
+
+
+PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_that_stops_at_its_first_line_keeps_the_sidebar(key_env, monkeypatch, page):
+    """The class of the fault: whatever makes a page stop (st.stop) and wherever, the sidebar is there. Every page
+    calls ui.in_app() first; here it stops the page right there."""
+    import ui
+
+    def stop_here():
+        st.markdown("stopped at the first line")
+        st.stop()
+
+    monkeypatch.setattr(ui, "in_app", stop_here)
+    at = served(page, ANN, instructor=page == "pages/board.py")
+    assert [m.value for m in at.main.markdown] == ["stopped at the first line"]
+    assert_sidebar(at, key_field=page != "pages/board.py")
+
+
+def test_the_sidebar_counts_a_run_the_page_just_queued(runs_dir):
+    """Drawn before the page, the counts are drawn again after it: a press of Train shows in them at once."""
+    at = served("pages/q1_1d.py", ANN)
+    assert "**Your runs:** 0 running · 0 waiting · 0 done" in [m.value for m in at.sidebar.markdown]
+    next(b for b in at.button if b.label == "Train Histogram").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from core.lab import store
+
+    runs = store(runs_dir)
+    rid = runs.ids()[0]
+    runs.cancel(rid)
+    md = [m.value for m in at.sidebar.markdown]
+    assert not any(m.startswith("**Your runs:** 0 running · 0 waiting") for m in md), md
+    assert sum(m.startswith("**Your runs:**") for m in md) == 1, md    # one line, redrawn in its place
