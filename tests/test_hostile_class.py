@@ -132,3 +132,22 @@ def test_real_names_in_any_one_alphabet_stay_names(name):
     from ui.identity import clean_name
 
     assert clean_name(name) == name
+
+
+def test_concurrent_share_presses_make_one_token_and_stop_sharing_ends_old_links(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, launcher = fake_store(tmp_path)
+    rid = submit(store, "ada")
+    finish(store, launcher, rid)
+    with ThreadPoolExecutor(8) as pool:
+        tokens = set(pool.map(lambda _: store.share(rid), range(8)))
+    assert len(tokens) == 1 and all(len(t) >= 20 for t in tokens)        # eight presses, one token, never empty
+    token = tokens.pop()
+    assert store.may_view(rid, "b:bob", token=token)
+    store.unshare(rid)
+    assert not store.may_view(rid, "b:bob", token=token)               # the old link opens nothing now
+    assert not store.may_view(rid, "b:bob", token="")
+    again = store.share(rid)
+    assert again != token and store.may_view(rid, "b:bob", token=again)
+    assert not [p for p in (tmp_path / rid).iterdir() if p.name.startswith(".share")]   # no leftovers

@@ -293,11 +293,33 @@ class RunStore:
         return bool(made and token) and hmac.compare_digest(made.encode(), str(token).encode("utf-8", "replace"))
 
     def share(self, run_id: str) -> str:
-        """The run's share token (made once): a link with it opens the run for anyone who has the link."""
+        """The run's share token, made once and atomically (concurrent presses all get the one token): a link with
+        it opens the run for anyone who has the link, until `unshare`."""
         f = self.dir(run_id) / "share"
-        if not f.exists():
-            f.write_text(secrets.token_urlsafe(16))
+        for _ in range(3):
+            try:
+                made = f.read_text().strip()
+            except FileNotFoundError:
+                made = ""
+            if made:
+                return made
+            tmp = f.with_name(f".share-{uuid.uuid4().hex}")
+            tmp.write_text(secrets.token_urlsafe(16))
+            try:
+                os.link(tmp, f)          # only the first link wins; a reader never sees a half-written token
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
         return f.read_text().strip()
+
+    def unshare(self, run_id: str) -> None:
+        """Stop sharing: links made with the old token no longer open the run (a new Share makes a new token)."""
+        (self.dir(run_id) / "share").unlink(missing_ok=True)
+        self._changed()
+
+    def shared(self, run_id: str) -> bool:
+        return (self.dir(run_id) / "share").exists()
 
     def owns(self, run_id: str, owner: str, instructor: bool = False) -> bool:
         """May `owner` cancel or delete this run? Its owner may, an instructor may."""
