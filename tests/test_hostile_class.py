@@ -151,3 +151,14 @@ def test_concurrent_share_presses_make_one_token_and_stop_sharing_ends_old_links
     again = store.share(rid)
     assert again != token and store.may_view(rid, "b:bob", token=again)
     assert not [p for p in (tmp_path / rid).iterdir() if p.name.startswith(".share")]   # no leftovers
+
+
+@pytest.mark.parametrize("page,prefix", [("pages/q1_1d.py", "q1a."), ("pages/q5_poetry.py", "q5.")])
+@pytest.mark.parametrize("seed", ["1" * 30, "-5", "2147483648", "1e9", "٣"])
+def test_a_crafted_seed_in_a_link_is_refused_in_words_and_the_page_works(runs_dir, page, prefix, seed):
+    from tests.conftest import open_page
+
+    at = open_page(page, "bob", {f"{prefix}seed": seed})           # fails on any exception the page raised
+    assert any("The link's seed" in w.value and "0 to 2147483647" in w.value for w in at.warning)
+    assert seed not in " ".join(w.value for w in at.warning)         # the link's value is not echoed back
+    assert any(n.label == "seed" and n.value == 0 for n in at.number_input)

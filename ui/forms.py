@@ -16,6 +16,9 @@ from .words import plain
 KEPT = 8   # drawn results kept per panel and session (the last KEPT settings)
 
 
+SEED_MAX = 2**31 - 1   # what a RunSpec takes
+
+
 def keep(panel: str, setting: tuple, value) -> None:
     """Keep what a button drew with these settings for this session, so it stays on the page through unrelated
     clicks, and comes back when the settings are moved back (the last KEPT settings of each panel)."""
@@ -113,12 +116,13 @@ def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra
             slots[f.name] = st.empty()
     c1, c2 = st.columns([1, 3])
     seed0 = 0
-    if link_param(p + "seed") is not None:
-        try:
-            seed0 = int(link_param(p + "seed"))
-        except ValueError:
-            _link_warn("seed", "must be a whole number")
-    seed = c1.number_input("seed", value=seed0, step=1, key=f"{key}:seed")
+    if link_param(p + "seed") is not None:   # checked against the widget's bounds before the widget sees it
+        raw = link_param(p + "seed")
+        if len(raw) <= 10 and raw.isascii() and raw.isdigit() and int(raw) <= SEED_MAX:
+            seed0 = int(raw)
+        else:
+            _link_warn("seed", f"must be a whole number from 0 to {SEED_MAX}")
+    seed = c1.number_input("seed", min_value=0, max_value=SEED_MAX, value=seed0, step=1, key=f"{key}:seed")
     general = c2.empty()
     _set_link(p + "preset", preset)
     for f in q.fields:
