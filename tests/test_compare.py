@@ -280,7 +280,7 @@ def test_the_run_monitor_says_the_time_left_after_the_first_epoch(runs_dir, monk
     at = AppTest.from_function(script, default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     texts = [p.proto.text for p in at.get("progress")]
-    assert any(t.startswith("epoch 1 of 4 · about 2 min left") for t in texts), texts   # 3 x 60 s - 65 s spent
+    assert any(t.startswith("epoch 1 of 4 done · about 2 min of training left") for t in texts), texts   # 3 x 60 - 65 s
 
 
 def test_preset_times_come_from_the_measured_table():

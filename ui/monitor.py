@@ -138,14 +138,9 @@ def run_monitor(run_id: str | None, extra=None, unit: str = "nats/dim", show_cur
                 store().cancel(run_id, reason=f"cancelled by {me().name}")
                 st.toast("Stopping at the next check (a minibatch or a sampling step)…")
         if state in ("queued", "running"):
-            if view.epochs and view.steps_per_epoch:
-                done = view.steps_done / (view.epochs * view.steps_per_epoch)
-                left = eta.text(eta.time_left(view.timing, time.time())) if state == "running" else ""
-                st.progress(min(done, 1.0), text=f"epoch {len(view.test) - 1 if view.test else 0} of {view.epochs}"
-                                                 + (f" · {left} (from the epochs so far)" if left else ""))
-            elif "progress" in view.latest:
-                p = view.latest["progress"]
-                st.progress(min(max(p["frac"], 0.0), 1.0), text=p.get("msg", ""))
+            now = eta.phase(view.timing, time.time(), clock=state == "running")   # the epoch, or the final work
+            if now is not None:
+                st.progress(now.frac, text=now.text)
         if state == "failed":
             st.error(f"The run failed: {text(plain(st_.get('reason', 'unknown reason')))}")
         elif state == "cancelled":

@@ -43,7 +43,7 @@ class EventView:
         self.artifacts: list = []
         self.logs: list = []
         self.latest: dict = {}        # the last event of every type
-        self.timing: list = []        # its "start", "test" and "epoch" events (what core.eta reads)
+        self.timing: list = []        # its start/test/epoch/train/progress events, thinned (_timed): core.eta's
         self._other: dict = {}
 
     # -- reading ----------------------------------------------------------------------------------------------------
@@ -86,10 +86,8 @@ class EventView:
             self.t0 = ev["t"]
         since = (ev.get("t") or self.t0 or 0.0) - (self.t0 or 0.0)
         self.latest[t] = ev
-        if t in ("start", "test", "epoch"):
-            self.timing.append(ev)
-            if len(self.timing) >= 2 * PER_TYPE:
-                self.timing = self.timing[:1] + self.timing[-PER_TYPE:]
+        if t in ("start", "test", "epoch", "train", "progress"):
+            self._timed(ev)
         if t == "train":
             self.train.append(ev.get("loss", float("nan")))
             step = ev.get("step", len(self.train_step) + 1)
@@ -117,6 +115,20 @@ class EventView:
             kept.append(ev)
             if len(kept) >= 2 * PER_TYPE:
                 self._other[t] = kept[1::2]
+
+    def _timed(self, ev: dict) -> None:
+        """Keep `ev` in `timing`, in file order; of a run of train events, or of progress events, only the first and
+        the newest are kept (what core.eta needs: where a phase began and where it is now), so the list grows by a
+        few events an epoch however many minibatches or sampling steps it has."""
+        tl, t = self.timing, ev.get("type")
+        if t in ("train", "progress") and len(tl) >= 2 and tl[-1].get("type") == t and tl[-2].get("type") == t:
+            tl[-1] = ev
+            return
+        tl.append(ev)
+        if len(tl) >= 2 * PER_TYPE:   # the newest PER_TYPE, after the last "start" (where core.eta begins reading)
+            tail = tl[-PER_TYPE:]
+            last_start = next((e for e in reversed(tl) if e.get("type") == "start"), None)
+            self.timing = ([last_start] if last_start is not None and last_start not in tail else []) + tail
 
     def _halve_train(self) -> None:
         """Average neighbouring points two into one (each list is replaced, never changed under a reader)."""
