@@ -51,9 +51,12 @@ def _show_dist(key):
     return extra
 
 
+# A Q1 run is over in seconds on an idle CPU, sooner than the monitor's usual curve redraw (ui.BODY_EVERY): its
+# curve and learned distribution (small plots: at most ui.LIVE_POINTS points, 100 bars) redraw as often as its
+# status line instead, so the curve grows while the run trains
 for col, key in zip((left, right), ("q1a", "q1b")):
     with col:
-        ui.run_monitor(runs[key], extra=_show_dist(key), key=key)
+        ui.run_monitor(runs[key], extra=_show_dist(key), key=key, body_every=ui.STATUS_EVERY)
 
 st.subheader("Both models over the data")
 finished = {}

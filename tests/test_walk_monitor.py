@@ -1,5 +1,5 @@
 """What a new learner's walk found: the live monitor says what a run is doing while it does it (core.eta.phase on
-a run's events)."""
+a run's events), and Home and Q1 agree on where to start."""
 import json
 import time
 
@@ -146,3 +146,29 @@ def test_the_monitor_says_epoch_1_of_1_during_the_only_epoch(running):
     texts = running(_one_epoch(t0) + [{"type": "train", "t": t0 + 4, "step": 1}, {"type": "train", "t": t0 + 12,
                                                                                     "step": 7}])
     assert len(texts) == 1 and texts[0].startswith("epoch 1 of 1 · minibatch 7 of 20"), texts
+
+
+# ------------------------------------------------------------------------------------------------ Home and Q1
+def test_home_names_the_preset_the_q1_page_opens_on(runs_dir):
+    from tests.conftest import open_page
+
+    q1 = open_page("pages/q1_1d.py")
+    opens_on = q1.radio(key="q1a:1d-1:preset").value
+    home = open_page("pages/home.py")
+    words = " ".join(m.value for m in home.markdown)
+    assert f"keep the preset it opens on, **{opens_on}**" in words, words
+    assert f"keep the **{'quick' if opens_on != 'quick' else 'homework'}** preset" not in words
+
+
+def test_the_q1_page_redraws_its_curve_as_often_as_its_status_while_a_run_trains(runs_dir, monkeypatch):
+    """A Q1 run is over in seconds: with the monitor's usual 10 s between curve redraws, its curve appeared only once
+    the run was done."""
+    import ui
+    from tests.conftest import open_page
+
+    asked = []
+    real = ui.run_monitor
+    monkeypatch.setattr(ui, "run_monitor", lambda *a, **k: (asked.append(k.get("body_every", ui.BODY_EVERY)),
+                                                            real(*a, **k))[1])
+    open_page("pages/q1_1d.py")
+    assert len(asked) == 2 and all(every <= ui.STATUS_EVERY for every in asked), asked
