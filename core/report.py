@@ -105,9 +105,9 @@ def _plt():
 
 
 # ----------------------------------------------------------------------------------------------- from a run
-def from_run(store, run_id: str, out: Path) -> Item:
+def from_run(store, run_id: str, out: Path, progress=None) -> Item:
     """The figures and final loss of a finished run, written into `out` under the course's names (the question
-    says which figures and how they are drawn: its `run_figures`)."""
+    says which figures and how they are drawn: its `run_figures`). progress(what): told before each figure."""
     spec, status = store.spec(run_id), store.status(run_id)
     q, ds = spec.question, spec.dataset
     if q not in registry.REGISTRY or ds not in _sets(q):
@@ -125,6 +125,8 @@ def from_run(store, run_id: str, out: Path) -> Item:
         if isinstance(fig, str):
             item.missing[name] = fig
             continue
+        if progress:
+            progress(f"drawing {name}")
         try:
             item.figures[name] = str(fig.draw(out / name))
         except (FileNotFoundError, KeyError, ValueError) as e:
@@ -136,9 +138,10 @@ def from_run(store, run_id: str, out: Path) -> Item:
 
 
 # ----------------------------------------------------------------------------------------------- from a checkpoint
-def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") -> Item:
+def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu", progress=None) -> Item:
     """The figures a shipped checkpoint can give (samples drawn here, seeded: the question's `pretrained_figures`);
-    its test loss from the manifest."""
+    its test loss from the manifest. progress(what): told before loading the model (and drawing its samples: the
+    slow part) and before each figure."""
     entries = checkpoints.find(name=name)
     if not entries:
         raise ReportError(f"no shipped checkpoint named {name!r}")
@@ -152,11 +155,15 @@ def from_pretrained(name: str, out: Path, seed: int = 0, device: str = "cpu") ->
     out.mkdir(parents=True, exist_ok=True)
     if names[0].endswith("train_plot.png"):
         item.missing[names[0]] = "a shipped checkpoint carries no training curve: train a run to draw it"
+    if progress:
+        progress(f"loading the shipped model {name} and drawing its samples")
     model, config = sources.load(f"pretrained:{name}", device)
     drawn = question.pretrained_figures(model, config, e, seed=seed, device=device, extra=item.extra)
     if drawn is None:
         raise ReportError(f"no samples can be drawn for {q} from a checkpoint")
     for fname, draw in drawn.items():
+        if progress:
+            progress(f"drawing {fname}")
         item.figures[fname] = str(draw(out / fname))
     return item
 
@@ -174,18 +181,58 @@ def choices(question: str, dataset: str, runs_root=None, prefer: str = "runs", o
     return {"runs": runs + shipped, "pretrained": shipped + runs, "runs-only": runs}.get(prefer, runs + shipped)
 
 
-def make_item(question: str, dataset: str, source: str, out: Path, runs_root=None, seed: int = 0) -> Item:
-    """The item for one (question, data set) from `source` ("run:ID" | "pretrained:NAME" | "" for none)."""
+def make_item(question: str, dataset: str, source: str, out: Path, runs_root=None, seed: int = 0,
+              progress=None) -> Item:
+    """The item for one (question, data set) from `source` ("run:ID" | "pretrained:NAME" | "" for none);
+    progress(what) is told what it is doing (loading a model, drawing a figure)."""
     if not source:
         item = Item(question, dataset, unit="")
         item.missing = {n: "no finished run and no shipped checkpoint" for n in figure_names(question, dataset)}
         return item
     kind, name = sources.parse(source)
     if kind == "pretrained":
-        return from_pretrained(name, out, seed)
+        return from_pretrained(name, out, seed, progress=progress)
     from .lab import store
 
-    return from_run(store(runs_root), name, out)
+    return from_run(store(runs_root), name, out, progress)
+
+
+def build(picks: dict, out, runs_root=None, seed: int = 0, progress=None, explain=str) -> list[Item]:
+    """The write-up from one source per item (picks: {(question, data set): "run:ID" | "pretrained:NAME" | ""}): each
+    item's figures, then summary.json and the write-up, into `out`; -> the items.
+
+    progress(step, steps, what) is told before every step (an item's source: for a shipped model, its loading and
+    sampling, the slow part; each of its figures; the summary; the write-up). steps counts every figure the picked
+    items can have, so it never changes; an item that makes fewer skips ahead. A source that cannot be read (a
+    corrupt checkpoint, a deleted run) leaves its item missing, saying why in explain(error)'s words."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [(q, ds, src, (1 + len(figure_names(q, ds))) if src else 0) for (q, ds), src in picks.items()]
+    steps, done = sum(n for *_, n in plan) + 2, 0
+    tell = progress or (lambda step, steps, what: None)
+    items = []
+    for q, ds, src, n in plan:
+        last = done + n
+
+        def told(what, q=q, ds=ds, last=last):
+            nonlocal done
+            done = min(done + 1, last)
+            tell(done, steps, f"{q} on {ds}: {what}")
+
+        if src.startswith("run:"):
+            told(f"reading {src}")
+        try:
+            items.append(make_item(q, ds, src, out, runs_root, seed, progress=told))
+        except Exception as e:  # noqa: BLE001 - one unreadable source leaves its item missing, not the report
+            item = make_item(q, ds, "", out, runs_root)
+            item.missing = {name: f"{src} could not be read ({explain(e)})" for name in item.missing}
+            items.append(item)
+        done = last
+    tell(steps - 1, steps, "writing summary.json")
+    write_summary(items, out)
+    tell(steps, steps, "writing the write-up (writeup.md and writeup.pdf)")
+    write_writeup(items, out)
+    return items
 
 
 def collect(out, prefer: str = "runs", runs_root=None, seed: int = 0, questions=None, log=None,
@@ -229,8 +276,26 @@ def loss_text(it: Item) -> str:
 
 
 def make_command(question: str, dataset: str) -> str:
-    """The one command that makes a missing item: a quick run of it (the report then finds it)."""
+    """The one command (in a terminal, in the lab's folder) that makes a missing item: a quick run of it (the report
+    then finds it). The app's pages say make_in_app instead."""
     return f"python -m core run {question} --dataset {dset_number(question, dataset)} --preset quick"
+
+
+def make_in_app(question: str, dataset: str) -> str:
+    """What a learner does in the app to make a missing item: "on the Q2 · PixelCNN page, make a PixelCNN (binary)
+    run on shapes with the quick preset"."""
+    page = next((e.title for e in registry.QUESTIONS if question in e.parts), question)
+    return f"on the {page} page, make a {registry.get(question).title} run on {dataset} with the quick preset"
+
+
+def source_label(question: str, source: str, runs_root=None) -> str:
+    """A source as the Report's pickers show it: its test loss in the question's unit first (what a learner
+    compares; none for a question without one), then the source itself; "" -> "(leave out)"."""
+    if not source:
+        return "(leave out)"
+    q = registry.get(question)
+    loss = sources.test_loss(source, runs_root) if q.has_test_loss else None
+    return source if loss is None else f"{loss:.4f} {q.unit} · {source}"
 
 
 def first_page_rows(items: list[Item]) -> list[str]:
@@ -268,7 +333,8 @@ def writeup_markdown(items: list[Item]) -> str:
         lines.append(f"{what} for dataset {n} ({it.dataset}): {loss_text(it)}"
                      + (f" — source `{it.source}`" if it.source else ""))
         if not it.source:
-            lines.append(f"(make it: `{make_command(it.question, it.dataset)}`, then build the report again)")
+            lines.append(f"(make it in the app: {make_in_app(it.question, it.dataset)}; or in a terminal, in the "
+                         f"lab's folder: `{make_command(it.question, it.dataset)}`; then build the report again)")
         ref = reference_of(it.question, it.dataset) if registry.get(it.question).has_test_loss else {}
         if ref.get("reference") is not None:
             lines.append(f"(the course's reference: {ref['reference']})")
@@ -299,8 +365,11 @@ def write_writeup(items: list[Item], out) -> tuple[Path, Path]:
 
         rows = [line for row in first_page_rows(items) for line in textwrap.wrap(
             row, 124, subsequent_indent="      ", break_on_hyphens=False)]
-        fig.text(0.05, 0.88, "Final test losses (course units), beside the course's reference and the range "
-                 "students reached\n\n" + "\n".join(rows), va="top", fontsize=6.5, family="monospace")
+        head = textwrap.wrap("Final test losses (course units), beside the course's reference and the range "
+                             "students reached. A missing item's command (python -m core run ...) runs in a "
+                             "terminal, in the lab's folder; in the app, make the same run on the question's page "
+                             "(quick preset), then build the report again.", 124)
+        fig.text(0.05, 0.88, "\n".join(head) + "\n\n" + "\n".join(rows), va="top", fontsize=6.5, family="monospace")
         pages.savefig(fig)
         plt.close(fig)
         for it in items:

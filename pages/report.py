@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from core import report, sources
+from core import report
 
 ui.in_app()
 
@@ -25,43 +25,26 @@ prefer = st.radio("Prefer", ["runs", "pretrained"], horizontal=True, key="report
                   format_func={"runs": "my finished runs (else the shipped checkpoint)",
                                "pretrained": "the shipped checkpoints (else my runs)"}.get)
 picks = {}
-
-
-def _source_label(src: str) -> str:
-    if not src:
-        return "(leave out)"
-    loss = sources.test_loss(src, root)
-    return src + (f" · test {loss:.4f}" if loss is not None else "")
-
-
 with st.expander("Sources, item by item", expanded=False):
     st.caption("The source of each item: a finished run (`run:ID`, lowest test loss first) or a shipped "
-               "checkpoint (`pretrained:NAME`), in the order **Prefer** asks for.")
-    cols = st.columns(3)
+               "checkpoint (`pretrained:NAME`), in the order **Prefer** asks for; its test loss first.")
+    cols = st.columns(2)
     for i, (q, ds) in enumerate((q, ds) for q in report.QUESTIONS for ds in report.DSETS[q]):
         options = report.choices(q, ds, root, prefer, owner=ui.viewer())
         # keyed by the preference too: switching it starts every item from that preference's first source
-        picks[(q, ds)] = cols[i % 3].selectbox(f"{q} · {ds}", options + [""], key=f"report:src:{prefer}:{q}:{ds}",
-                                               format_func=_source_label)
+        picks[(q, ds)] = cols[i % 2].selectbox(f"{q} · {ds}", options + [""], key=f"report:src:{prefer}:{q}:{ds}",
+                                               format_func=lambda src, q=q: report.source_label(q, src, root))
 seed = st.number_input("seed for samples drawn from checkpoints", 0, 2**31 - 1, 0, key="report:seed")
 
+
 def build(picks: dict, seed: int) -> dict:
-    """Build the report in a temporary folder (removed when done) and keep what the page shows and offers, in
-    memory: {"items", "files": {name: bytes}, "zip": bytes}."""
+    """Build the report in a temporary folder (removed when done), its progress step by step, and keep what the page
+    shows and offers, in memory: {"items", "files": {name: bytes}, "zip": bytes}."""
     with tempfile.TemporaryDirectory(prefix="arlab-report-") as tmp:
         out = Path(tmp)
-        items, bar = [], st.progress(0.0, text="starting")
-        for i, ((q, ds), src) in enumerate(picks.items()):
-            bar.progress(i / len(picks), text=f"{q} on {ds}: {src or 'left out'} (checkpoints draw their samples now)")
-            try:
-                items.append(report.make_item(q, ds, src, out, root, int(seed)))
-            except Exception as e:  # a corrupt checkpoint or a deleted run: say so, keep the rest
-                item = report.make_item(q, ds, "", out, root)
-                item.missing = {n: f"{src} could not be read ({ui.plain(e)})" for n in item.missing}
-                items.append(item)
-        bar.progress(1.0, text="writing summary.json and the write-up")
-        report.write_summary(items, out)
-        report.write_writeup(items, out)
+        bar = st.progress(0.0, text="starting")
+        items = report.build(picks, out, root, int(seed), explain=ui.plain, progress=lambda k, n, what: bar.progress(
+            (k - 1) / n, text=f"step {k} of {n} · {what}"))
         bar.empty()
         made = {n for it in items for n in it.figures}
         keep = made | {"summary.json", "writeup.md", "writeup.pdf"}
@@ -87,12 +70,12 @@ built = st.session_state["report:out"]
 items, files = built["items"], built["files"]
 made = sorted(n for it in items for n in it.figures)
 missing = {n: why for it in items for n, why in it.missing.items()}
-c1, c2, c3, c4 = st.columns(4)
-c1.download_button(f"Figures ({len(made)}) + summary + write-up (zip)", built["zip"],
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+c1.download_button(f"{len(made)} figures + summary + write-up (zip)", built["zip"],
                    "homework1_figures.zip", "application/zip", key="report:dl:zip")
 c2.download_button("summary.json", files["summary.json"], "summary.json", "application/json",
                    key="report:dl:summary")
-c3.download_button("write-up (Markdown)", files["writeup.md"], "writeup.md", "text/markdown",
+c3.download_button("write-up (.md)", files["writeup.md"], "writeup.md", "text/markdown",
                    key="report:dl:md")
 c4.download_button("write-up (PDF)", files["writeup.pdf"], "writeup.pdf", "application/pdf",
                    key="report:dl:pdf")
@@ -113,7 +96,7 @@ for q in report.QUESTIONS:
             line += f" · students {ref['students'][0]}–{ref['students'][1]}"
         st.markdown(line)
         if not it.source or it.missing:
-            st.caption(f"To make what is missing: `{report.make_command(q, it.dataset)}`, then build again.")
+            st.caption(f"To make what is missing: {report.make_in_app(q, it.dataset)}, then build the report again.")
         figs = [n for n in report.figure_names(q, it.dataset) if n in it.figures]
         if figs:
             cols = st.columns(len(figs))

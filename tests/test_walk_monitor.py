@@ -1,5 +1,6 @@
 """What a new learner's walk found: the live monitor says what a run is doing while it does it (core.eta.phase on
-a run's events), and Home and Q1 agree on where to start."""
+a run's events), Home and Q1 agree on where to start, the Report tells its progress step by step and says how to
+make what is missing in the app, and its pickers put the loss (with its unit) first."""
 import json
 import time
 
@@ -172,3 +173,48 @@ def test_the_q1_page_redraws_its_curve_as_often_as_its_status_while_a_run_trains
                                                             real(*a, **k))[1])
     open_page("pages/q1_1d.py")
     assert len(asked) == 2 and all(every <= ui.STATUS_EVERY for every in asked), asked
+
+
+# ------------------------------------------------------------------------------------------------ the Report
+def test_the_report_build_tells_every_step_k_of_n(runs_dir, tmp_path):
+    from core import report
+    from core.lab import RunSpec
+    from core.questions import get
+    from tests.conftest import run_in_process
+
+    rid = run_in_process(runs_dir, RunSpec("q1a", "1d-1", get("q1a").preset("quick")))
+    told = []
+    items = report.build({("q1a", "1d-1"): f"run:{rid}", ("q1b", "1d-1"): ""}, tmp_path / "out", runs_dir,
+                         progress=lambda k, n, what: told.append((k, n, what)))
+    steps = [k for k, _, _ in told]
+    n = 1 + len(report.figure_names("q1a", "1d-1")) + 2   # the run, its figures, the summary, the write-up
+    assert {m for _, m, _ in told} == {n} and steps == sorted(steps) and steps[0] == 1 and steps[-1] == n, told
+    whats = [w for *_, w in told]
+    assert f"q1a on 1d-1: reading run:{rid}" in whats and "q1a on 1d-1: drawing q1_a_dset1_train_plot.png" in whats
+    assert whats[-1].startswith("writing the write-up")
+    assert sorted(items[0].figures) == sorted(report.figure_names("q1a", "1d-1")) and items[1].missing
+
+
+def test_the_report_page_says_how_to_make_what_is_missing_in_the_app(runs_dir, monkeypatch):
+    from core import checkpoints
+    from tests.conftest import open_page
+
+    monkeypatch.setattr(checkpoints, "manifest", lambda path=None: [])   # nothing shipped: every item is missing
+    at = open_page("pages/report.py")
+    next(b for b in at.button if b.label == "Build the report").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption]
+    told = [c for c in captions if c.startswith("To make what is missing")]
+    assert told and not any("python -m core" in c for c in told), told
+    assert ("To make what is missing: on the Q1 · 1-D data page, make a Histogram run on 1d-1 with the quick "
+            "preset, then build the report again.") in told
+
+
+def test_the_reports_pickers_put_the_loss_and_its_unit_first(runs_dir):
+    from core import report
+    from tests.test_compare import _fake_finished
+
+    rid = _fake_finished(runs_dir, "q1a", "1d-1", 2.5506)
+    assert report.source_label("q1a", f"run:{rid}", runs_dir) == f"2.5506 nats/dim · run:{rid}"
+    assert report.source_label("q1a", "", runs_dir) == "(leave out)"
+    assert report.source_label("q3c", "run:nosuchrun", runs_dir) == "run:nosuchrun"   # a race: no test loss
