@@ -62,12 +62,12 @@ def with_choices(q, name: str, values):
 
 def quick_time(question: str, dataset: str | None = None, short: bool = False) -> str:
     """What a quick run of this question takes, measured (core.eta.QUICK_SECONDS), and (unless short) that a busy
-    machine is slower and that a running run estimates its own time left from its first epoch."""
+    machine is slower and that a running run estimates its own time left as it trains (core.eta.phase)."""
     measured = eta.quick_time(question, dataset)
     if short:
         return measured or "a few minutes"
     return (f"{measured}, {eta.BUSY}" if measured else "not measured here yet") + \
-        "; a running run says its time left after its first epoch"
+        "; a running run says what it is doing and its time left as it trains"
 
 
 def train_panel(q, dataset: str, key: str | None = None, columns: int = 2, extra_spec: dict | None = None) -> str | None:
