@@ -1,6 +1,7 @@
 """Comparing runs and looking back through one: what the Runs page's compare view and a run's scrubber show.
 
-    s = series(store, run_id)        # its losses with epochs and wall-clock seconds, read from its events
+    s = series(store, run_id)        # its losses with epochs and wall-clock seconds (the bounded view pages draw)
+    recorded(store, run_id)          # the same, every point as its events file holds it, once (the CSV's)
     by_unit(entries, question_unit)  # runs grouped by the unit of their loss (one group: one chart)
     smooth(s.train, 0.9)             # exponential moving average (the compare chart's smoothing slider)
     settings_table([spec, ...])      # one row per hyperparameter, which differ
@@ -35,6 +36,7 @@ class Series:
     test: list = field(default_factory=list)         # test loss before training and after every epoch
     test_t: list = field(default_factory=list)
     train_step: list = field(default_factory=list)   # the minibatch count at each train point
+    test_epoch: list = field(default_factory=list)   # the epoch of each test point, where known (else its place)
 
 
 def series(store, run_id: str) -> Series:
@@ -45,6 +47,34 @@ def series(store, run_id: str) -> Series:
     status = store.status(run_id)
     return Series(run_id, (status.get("result") or {}).get("unit") or "", v.steps_per_epoch, list(v.train),
                   list(v.train_epoch), list(v.train_t), list(v.test), list(v.test_t), list(v.train_step))
+
+
+def recorded(store, run_id: str) -> Series:
+    """A run's curve as its events file holds it: every train point and test evaluation the worker wrote, with the
+    step, epoch and time it recorded, each once (a point the file holds twice, same kind and step or epoch, is kept
+    the first time). What the curve download writes; `series` is the bounded view the pages draw, whose train
+    points are averaged in pairs once a run has many."""
+    events, _ = store.events(run_id)
+    status = store.status(run_id)
+    s = Series(run_id, (status.get("result") or {}).get("unit") or "")
+    t0 = next((ev["t"] for ev in events if isinstance(ev.get("t"), (int, float))), 0.0)
+    seen = set()
+    for ev in events:
+        kind, t = ev.get("type"), (ev.get("t") or t0) - t0
+        if kind == "start" and s.steps_per_epoch is None:
+            s.steps_per_epoch = ev.get("steps_per_epoch")
+        elif kind == "train" and (ev.get("step") is None or ("train", ev["step"]) not in seen):
+            seen.add(("train", ev.get("step")))
+            s.train.append(ev.get("loss", float("nan")))
+            s.train_step.append(ev.get("step", len(s.train)))
+            s.train_epoch.append(ev.get("epoch", s.train_step[-1] / (s.steps_per_epoch or 1)))
+            s.train_t.append(t)
+        elif kind == "test" and ("test", ev.get("epoch", len(s.test))) not in seen:
+            seen.add(("test", ev.get("epoch", len(s.test))))
+            s.test_epoch.append(ev.get("epoch", len(s.test)))
+            s.test.append(ev.get("loss", float("nan")))
+            s.test_t.append(t)
+    return s
 
 
 def by_unit(entries: list[dict], question_unit) -> dict[str, list[str]]:
@@ -131,7 +161,8 @@ def curve_csv(s: Series) -> str:
     steps = s.train_step if len(s.train_step) == len(s.train) else range(1, len(s.train) + 1)
     for i, loss, ep, t in zip(steps, s.train, s.train_epoch, s.train_t):
         w.writerow(["train", i, f"{ep:.6g}", f"{t:.3f}", repr(float(loss))])
-    for ep, (loss, t) in enumerate(zip(s.test, s.test_t)):
+    epochs = s.test_epoch if len(s.test_epoch) == len(s.test) else range(len(s.test))
+    for ep, loss, t in zip(epochs, s.test, s.test_t):
         w.writerow(["test", "", ep, f"{t:.3f}", repr(float(loss))])
     return buf.getvalue()
 

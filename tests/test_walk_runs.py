@@ -140,3 +140,53 @@ def test_the_sidebar_counts_a_run_the_page_just_queued(runs_dir):
     md = [m.value for m in at.sidebar.markdown]
     assert not any(m.startswith("**Your runs:** 0 running · 0 waiting") for m in md), md
     assert sum(m.startswith("**Your runs:**") for m in md) == 1, md    # one line, redrawn in its place
+
+
+# ----------------------------------------------------------------------------------------------- a continued Q2 run
+TINY_Q2 = {"filters": 8, "kernel_size": 3, "layers": 1, "batch_size": 8, "subset": 64, "test_sample": 100}
+
+
+@pytest.fixture(scope="module")
+def q2_chain(tmp_path_factory):
+    """Ann's tiny Q2 run of 2 epochs, the run that continues it 2 more ("Train 2 more epochs"), and a run of one
+    epoch, each trained in this process: (runs folder, first, continued, one-epoch run)."""
+    from core.engine import RunSpec
+
+    runs = tmp_path_factory.mktemp("walk") / "runs"
+
+    def spec(epochs):
+        return RunSpec("q2a", "shapes", {**get("q2a").preset("quick"), **TINY_Q2, "epochs": epochs}, preset="quick",
+                       owner=f"b:{ANN}", owner_name="Ann")
+
+    from core.lab import store
+
+    first = run_in_process(runs, spec(2))
+    more = run_in_process(runs, compare.continue_spec(store(runs).spec(first), 2, first))
+    one = run_in_process(runs, spec(1))
+    return runs, first, more, one
+
+
+def test_the_curve_csv_of_a_continued_run_holds_each_recorded_point_once(q2_chain, monkeypatch):
+    """The download is the run's own events, each once, with the step and epoch they recorded, however the bounded
+    view the pages draw has averaged its points (here once it holds 8: each run has 16)."""
+    import csv
+    import io
+
+    from core.engine import stream
+    from core.lab import store
+
+    runs, first, more, _ = q2_chain
+    monkeypatch.setattr(stream, "POINTS", 4)
+    stream._views.clear()
+    for rid in (first, more):
+        compare.series(store(runs), rid)              # the pages' view of it, read (and averaged) first
+        rows = list(csv.reader(io.StringIO(compare.curve_csv(compare.recorded(store(runs), rid)))))
+        events = store(runs).events(rid)[0]
+        assert len({tuple(r) for r in rows}) == len(rows), [r for r in rows if rows.count(r) > 1]
+        test = [e for e in events if e["type"] == "test"]
+        assert [int(r[2]) for r in rows if r[0] == "test"] == [e["epoch"] for e in test] == [0, 1, 2]
+        assert [float(r[4]) for r in rows if r[0] == "test"] == [e["loss"] for e in test]
+        train = [e for e in events if e["type"] == "train"]
+        assert [(int(r[1]), float(r[2])) for r in rows if r[0] == "train"] == \
+            [(e["step"], pytest.approx(e["epoch"], rel=1e-5)) for e in train]
+    stream._views.clear()

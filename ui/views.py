@@ -101,7 +101,7 @@ def take_home(run_id: str, key: str = ""):
     stem = f"{spec.question}-{spec.dataset}-{run_id}"
     with st.expander("⬇️ Take it home: curve, samples, checkpoint, events", expanded=False):
         cols = st.columns(4)
-        cols[0].download_button("curve (CSV)", lambda: compare.curve_csv(compare.series(store(), run_id)),
+        cols[0].download_button("curve (CSV)", lambda: compare.curve_csv(compare.recorded(store(), run_id)),
                                 file_name=f"{stem}-curve.csv", mime="text/csv", key=f"dl:{key}:{run_id}:csv")
         art = _final_images(read_run(run_id))
         png = d / (art["png"] if art else "samples.png")
