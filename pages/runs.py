@@ -14,6 +14,19 @@ st.caption("Every training run is a folder under `runs/`: its spec, status and e
            "and server restarts; a run whose worker died is marked failed with the reason.")
 store = ui.store()
 who = ui.me()
+
+
+def _now(entry):
+    """A listed run as it is now: the listing is shared by every session for a second, so a run it calls active may
+    have just ended (then the picker's label would say "running · —" while the monitor says done)."""
+    if entry["status"].get("state") not in ("queued", "running"):
+        return entry
+    try:
+        return {**entry, "status": store.status(entry["id"])}
+    except (KeyError, OSError, ValueError):
+        return entry
+
+
 scope = "yours"
 if who.instructor:
     scope = st.radio("Show", ["yours", "everyone's"], horizontal=True, key="runs:scope",
@@ -25,6 +38,7 @@ linked = set(st.query_params.get_all("compare")) | {st.query_params.get("run")}
 token = st.query_params.get("share") or ""
 refused = [i for i in linked if i and store.dir_exists(i) and not ui.may_view(i, token)]
 runs += [e for e in store.entries() if e["id"] in linked and e not in runs and e["id"] not in refused]
+runs = [_now(r) for r in runs]
 if refused:
     st.warning("A run this link names is not yours to open (its owner can share it with the Share button).",
                icon="🔒")
@@ -113,9 +127,17 @@ elif picked:
 # ----------------------------------------------------------------------------------------------- one run
 st.subheader("One run")
 ids = [r["id"] for r in runs]
+
+
+def _picked():   # the run a learner picks goes into the link, which says which run the page shows
+    st.query_params["run"] = str(st.session_state.get("runs:pick") or "").split(" · ")[0]
+
+
+# the picker is set to the run shown on every run of the page, so it names that run (also one that "Train N more
+# epochs" just opened) with its state and loss as they are now, never as they were when it was last drawn
 asked = st.query_params.get("run")
-run_id = st.selectbox("Open a run", ids, index=ids.index(asked) if asked in ids else 0, key="runs:pick",
-                      format_func=_label)
+st.session_state["runs:pick"] = asked if asked in ids else ids[0]
+run_id = st.selectbox("Open a run", ids, key="runs:pick", format_func=_label, on_change=_picked)
 try:
     spec = store.spec(run_id)
 except KeyError as e:
@@ -158,9 +180,8 @@ if who.instructor:
     if pinned != by_id[run_id]["pinned"]:
         store.pin(run_id, pinned)
         st.rerun()
-def _open(new):   # a run just queued by "Train N more epochs": open it here
+def _open(new):   # a run just queued by "Train N more epochs": open it here (the picker follows the link)
     st.query_params["run"] = new
-    st.session_state.pop("runs:pick", None)
     st.rerun()
 
 

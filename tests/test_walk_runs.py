@@ -190,3 +190,55 @@ def test_the_curve_csv_of_a_continued_run_holds_each_recorded_point_once(q2_chai
         assert [(int(r[1]), float(r[2])) for r in rows if r[0] == "train"] == \
             [(e["step"], pytest.approx(e["epoch"], rel=1e-5)) for e in train]
     stream._views.clear()
+
+
+# ----------------------------------------------------------------------------------------------- the run picker
+class Waiting:
+    """A launcher that starts nothing (the run stays queued until the test runs its worker in this process)."""
+    name, cluster = "test", False
+
+    def start(self, run_dir, threads, env=None):
+        from core.engine.spawn import LauncherUnavailable
+
+        raise LauncherUnavailable("not in this test")
+
+    def alive(self, run_dir, handle):
+        return False
+
+    def stop(self, run_dir, handle):
+        pass
+
+
+def _picker(at):
+    """The run the picker names, as the browser shows it (the label of its option)."""
+    sb = at.selectbox(key="runs:pick")
+    return sb.options[sb.index]
+
+
+def test_the_picker_names_the_continued_run_shown_and_follows_its_state(runs_dir):
+    """After "Train N more epochs" the page shows the new run, and the picker names it (it named the old one, and
+    a later rerun then showed the old run again); when the run ends the picker's label says done, with its loss."""
+    import ui
+    from core.engine import worker
+    from core.lab import RunSpec, store
+
+    rid = run_in_process(runs_dir, RunSpec("q1a", "1d-1", {**get("q1a").preset("quick"), "epochs": 1},
+                                           preset="quick", owner=f"b:{ANN}", owner_name="Ann"))
+    ui.store().launcher = Waiting()
+    at = served("pages/runs.py", ANN, {"run": rid})
+    assert _picker(at).startswith(rid)
+    next(n for n in at.number_input if n.label == "more epochs").set_value(1).run()
+    next(b for b in at.button if b.label == "Train 1 more epochs").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    new = next(r for r in store(runs_dir).ids() if r != rid)
+    status = next(m.value for m in at.markdown if "· run `" in m.value)
+    assert new in status and _picker(at).startswith(new) and "queued" in _picker(at)
+    at.run()                                              # a later rerun (the monitor's) keeps showing it
+    assert new in next(m.value for m in at.markdown if "· run `" in m.value) and _picker(at).startswith(new)
+    assert worker.main(str(runs_dir / new)) == 0          # it runs and ends
+    at.run()
+    label = _picker(at)
+    assert label.startswith(new) and " · done · " in label and "nats/dim" in label, label
+    assert "✅ **done**" in next(m.value for m in at.markdown if "· run `" in m.value)
+    at.selectbox(key="runs:pick").set_value(rid).run()    # picking another run opens it, and the link says so
+    assert rid in next(m.value for m in at.markdown if "· run `" in m.value) and at.query_params["run"] == rid
