@@ -28,8 +28,8 @@ def _now(entry):
 
 
 scope = "yours"
-if who.instructor:
-    scope = st.radio("Show", ["yours", "everyone's"], horizontal=True, key="runs:scope",
+if who.instructor:   # everyone's first: the class's runs are what an instructor comes here for
+    scope = st.radio("Show", ["everyone's", "yours"], horizontal=True, key="runs:scope",
                      help="As an instructor you may cancel, delete and pin anyone's run; pinned runs are shown to "
                           "the whole class.")
 runs = store.list(owner=None if scope == "everyone's" else who.owner)
@@ -43,7 +43,9 @@ if refused:
     st.warning("A run this link names is not yours to open (its owner can share it with the Share button).",
                icon="🔒")
 if not runs:
-    st.info("No runs yet. Start one from a question page.")
+    others = len(store.list(owner=None)) if who.instructor else 0
+    st.info(f"None of yours yet; {ui.plural(others, 'run')} by others: pick **everyone's** above to see them."
+            if others else "No runs yet. Start one from a question page.")
     st.stop()
 by_id = {r["id"]: r for r in runs}
 

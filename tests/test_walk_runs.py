@@ -242,3 +242,16 @@ def test_the_picker_names_the_continued_run_shown_and_follows_its_state(runs_dir
     assert "✅ **done**" in next(m.value for m in at.markdown if "· run `" in m.value)
     at.selectbox(key="runs:pick").set_value(rid).run()    # picking another run opens it, and the link says so
     assert rid in next(m.value for m in at.markdown if "· run `" in m.value) and at.query_params["run"] == rid
+
+
+# ----------------------------------------------------------------------------------------------- the instructor
+def test_an_instructors_runs_page_opens_on_everyones_runs(runs_dir):
+    bobs = [finished(runs_dir, BOB) for _ in range(2)]
+    at = served("pages/runs.py", ANN, instructor=True)
+    assert at.radio(key="runs:scope").value == "everyone's"
+    assert not any("No runs yet" in i.value for i in at.info)
+    assert set(at.selectbox(key="runs:pick").options) and all(any(o.startswith(b) for o in
+                                                                  at.selectbox(key="runs:pick").options) for b in bobs)
+    at.radio(key="runs:scope").set_value("yours").run()
+    said = " ".join(i.value for i in at.info)
+    assert "None of yours yet" in said and "2 runs by others" in said and "everyone's" in said, said
