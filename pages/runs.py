@@ -174,8 +174,15 @@ if spec.owner and spec.owner == who.owner:
                  help="Makes a link that opens this run (read-only) for whoever you give it to."):
         st.session_state[f"runs:shared:{run_id}"] = store.share(run_id)
     if st.session_state.get(f"runs:shared:{run_id}"):
-        st.caption("Anyone with this link can open this run (read-only); add it after the app's address:")
-        st.code(f"runs?run={run_id}&share={st.session_state[f'runs:shared:{run_id}']}", language=None)
+        query = f"run={run_id}&share={st.session_state[f'runs:shared:{run_id}']}"
+        link = ui.page_address("runs", query)
+        if link:
+            st.caption("Anyone with this link can open this run (read-only):")
+            st.code(link, language=None)
+        else:
+            st.caption("Anyone with this link can open this run (read-only). Put the app's address before it (the "
+                       "part of your browser's address bar before `runs`):")
+            st.code(f"runs?{query}", language=None)
 if who.instructor:
     pinned = c2.toggle("Pinned for the class", value=by_id[run_id]["pinned"], key=f"runs:pin:{run_id}",
                        help="Pinned runs appear on every learner's Runs page and question pages, and are never pruned.")

@@ -145,8 +145,10 @@ def test_runs_are_their_owners_after_a_reload_and_not_others(server, new_page):
     ann.get_by_role("button", name="Share this run").click(timeout=60_000)
     link = ann.get_by_text(re.compile(r"runs\?run=.*&share=")).first
     link.wait_for(timeout=60_000)
-    bob.goto(server + "/" + link.inner_text().strip(), wait_until="networkidle")
+    shared = link.inner_text().strip()   # the full address (st.context.url)
+    bob.goto(shared, wait_until="networkidle")
     bob.get_by_text("Ann's run").first.wait_for(timeout=60_000)
     delete_enabled = bob.get_by_role("button", name="Delete run").is_enabled()
     cancels = bob.get_by_role("button", name="Cancel").count()
     assert bob_sees == 0 and bob_opens_bare == 0 and not delete_enabled and cancels == 0
+    assert shared.startswith(f"{server}/runs?run={run_id}&share="), shared

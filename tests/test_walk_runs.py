@@ -255,3 +255,49 @@ def test_an_instructors_runs_page_opens_on_everyones_runs(runs_dir):
     at.radio(key="runs:scope").set_value("yours").run()
     said = " ".join(i.value for i in at.info)
     assert "None of yours yet" in said and "2 runs by others" in said and "everyone's" in said, said
+
+
+# ----------------------------------------------------------------------------------------------- the share link
+def _shared(runs_dir, monkeypatch, context=None, headers=None):
+    from ui import identity
+    from ui.identity import Me
+
+    rid = finished(runs_dir, ANN)
+    if headers is not None:
+        monkeypatch.setattr(identity, "_headers", lambda: dict(headers))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["me"] = Me(f"b:{ANN}", "Ann")
+    at.context.update(context or {})
+    at.run()
+    at.switch_page("pages/runs.py")
+    at.query_params["run"] = rid
+    at.run()
+    next(b for b in at.button if b.label == "Share this run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    token = store_of(runs_dir).share(rid)
+    return rid, token, [c.value for c in at.code if "share=" in c.value], " ".join(c.value for c in at.caption)
+
+
+def store_of(runs_dir):
+    from core.lab import store
+
+    return store(runs_dir)
+
+
+def test_the_share_link_is_the_full_address_the_browser_reached(runs_dir, monkeypatch):
+    rid, token, codes, said = _shared(runs_dir, monkeypatch, {"url": "https://lab.example.org/class/runs"})
+    assert codes == [f"https://lab.example.org/class/runs?run={rid}&share={token}"], codes
+    assert "add it after" not in said.lower()
+
+
+def test_the_share_link_from_the_request_headers(runs_dir, monkeypatch):
+    rid, token, codes, _ = _shared(runs_dir, monkeypatch, headers={"host": "lab.example.org:8501",
+                                                                   "x-forwarded-proto": "https"})
+    assert codes == [f"https://lab.example.org:8501/runs?run={rid}&share={token}"], codes
+
+
+@pytest.mark.parametrize("host", ["", "evil.example/<b>x</b>", "a b"])
+def test_without_an_address_the_share_link_says_plainly_what_goes_before_it(runs_dir, monkeypatch, host):
+    rid, token, codes, said = _shared(runs_dir, monkeypatch, headers={"host": host} if host else {})
+    assert codes == [f"runs?run={rid}&share={token}"], codes
+    assert "Put the app's address before it" in said and "before `runs`" in said

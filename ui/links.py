@@ -5,6 +5,8 @@ A bad value in a link gets the message its widget would give, and the default is
 """
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from .words import text
@@ -46,3 +48,28 @@ def _opened_with(prefix: str) -> list[str]:
         return []
     seen.append(prefix)
     return [n for n in st.query_params if n.startswith(prefix)]
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def page_address(page: str, query: str) -> str | None:
+    """The full address of this app's `page` (its URL path, e.g. "runs") with `query`, as the browser reached the
+    app: the address it reports for the page it is on (st.context.url, when that is `page`), else the request's Host
+    (and X-Forwarded-Proto, behind a TLS proxy) with the served base path. None when neither is known (then a page
+    says plainly what to put before the link)."""
+    from urllib.parse import urlsplit
+
+    from .identity import _headers, _page_url
+
+    here = urlsplit(_page_url())
+    if here.scheme in ("http", "https") and _HOST.fullmatch(here.netloc or "") \
+            and here.path.rstrip("/").endswith("/" + page):
+        return f"{here.scheme}://{here.netloc}{here.path.rstrip('/')}?{query}"
+    headers = _headers()
+    host = headers.get("x-forwarded-host") or headers.get("host") or ""
+    if not _HOST.fullmatch(host):
+        return None
+    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    base = "/".join(p for p in str(st.get_option("server.baseUrlPath") or "").split("/") if p)
+    return f"{'https' if proto == 'https' else 'http'}://{host}/{base + '/' if base else ''}{page}?{query}"
