@@ -117,8 +117,9 @@ elif picked:
     import pandas as pd
 
     table = pd.DataFrame(rows).set_index("setting")
+    names = st.column_config.TextColumn("setting", width=24 + 8 * max(map(len, table.index)))   # never cut
     st.dataframe(table.style.apply(lambda row: ["background-color: #fff3bf" if row.name in differ else ""] * len(row),
-                                   axis=1), width="stretch")
+                                   axis=1), width="stretch", column_config={"_index": names})
     finals = [(rid, ui.final_grid(rid)) for rid in picked]
     finals = [(rid, g) for rid, g in finals if g is not None]
     if finals:

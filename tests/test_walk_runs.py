@@ -301,3 +301,17 @@ def test_without_an_address_the_share_link_says_plainly_what_goes_before_it(runs
     rid, token, codes, said = _shared(runs_dir, monkeypatch, headers={"host": host} if host else {})
     assert codes == [f"runs?run={rid}&share={token}"], codes
     assert "Put the app's address before it" in said and "before `runs`" in said
+
+
+# ----------------------------------------------------------------------------------------------- compare settings
+def test_the_compare_settings_never_cut_a_settings_name(runs_dir):
+    """The settings' names column is as wide as its longest name (it cut "components" to "compo…" at 1280 px)."""
+    import json
+
+    ids = [finished(runs_dir, ANN, "q1b") for _ in range(2)]
+    at = served("pages/runs.py", ANN)
+    at.multiselect(key="runs:compare").set_value(ids).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(df for df in at.dataframe if df.value.index.name == "setting")
+    names = json.loads(table.proto.columns)["_index"]
+    assert names["width"] >= 24 + 8 * max(len(k) for k in table.value.index) >= 24 + 8 * len("components")
