@@ -10,6 +10,7 @@
     continue_spec(spec, n, run_id)   # "Train N more epochs": the spec of a run that continues run_id
     chain(store, run_id, may_view)   # the runs back through init="run:..." (oldest first)
     join(parts) -> (Series, restarts) # their curves as one, epochs continuing; chained(...) does both
+    epoch_offset(store, run_id)      # where the run's epoch 0 sits on that one curve; epoch_label(e, offset)
 
 No Streamlit here; the pages draw what these return.
 """
@@ -222,6 +223,11 @@ def chain(store, run_id: str, may_view=None, limit: int = 100) -> list[str]:
     return out[::-1]
 
 
+def _epochs(s: Series) -> int:
+    """The epochs a run's curve covers: its test points after epoch 0."""
+    return max(len(s.test) - 1, 0)
+
+
 def join(parts: list) -> tuple[Series, list[int]]:
     """Curves of chained runs (oldest first) as one: run k's epoch e is at offset_k + e, offset_k the epochs the
     runs before it ran (their test points after epoch 0); train steps and seconds continue the same way. A
@@ -241,10 +247,26 @@ def join(parts: list) -> tuple[Series, list[int]]:
         skip = 1 if k and out.test else 0
         out.test += list(p.test[skip:])
         out.test_t += [secs + t for t in p.test_t[skip:]]
-        offset += max(len(p.test) - 1, 0)
+        out.test_epoch += [offset + e for e in range(len(p.test))][skip:]
+        offset += _epochs(p)
         steps += int(max(p.train_step, default=0))
         secs += max([*p.train_t, *p.test_t], default=0.0)
     return out, restarts
+
+
+def epoch_offset(store, run_id: str, may_view=None) -> int:
+    """Where `run_id`'s own epoch 0 sits on the one curve `chained` draws: the epochs of the runs it continues (as
+    far back as `may_view` lets the viewer see); 0 for a run that continues none."""
+    return sum(_epochs(series(store, rid)) for rid in chain(store, run_id, may_view)[:-1])
+
+
+def epoch_label(epoch: int, offset: int = 0) -> str:
+    """A run's own epoch as its chain's curve numbers it (offset: epoch_offset): "epoch 5 (this run's 2nd)", or
+    "epoch 2" for a run that continues none."""
+    if not offset:
+        return f"epoch {epoch}"
+    nth = f"{epoch}{'th' if 10 <= epoch % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(epoch % 10, 'th')}"
+    return f"epoch {epoch + offset} (this run's {nth})"
 
 
 def chained(store, run_id: str, may_view=None) -> tuple[Series, list[int], list[str]]:

@@ -315,3 +315,34 @@ def test_the_compare_settings_never_cut_a_settings_name(runs_dir):
     table = next(df for df in at.dataframe if df.value.index.name == "setting")
     names = json.loads(table.proto.columns)["_index"]
     assert names["width"] >= 24 + 8 * max(len(k) for k in table.value.index) >= 24 + 8 * len("components")
+
+
+# ----------------------------------------------------------------------------------------------- the scrubber
+def test_a_finished_runs_scrubber_says_it_is_finished(q2_chain, monkeypatch):
+    runs, _, _, one = q2_chain
+    monkeypatch.setenv("ARLAB_RUNS_DIR", str(runs))
+    at = served("pages/runs.py", ANN, {"run": one})
+    said = [c.value for c in at.caption]
+    assert "This run kept samples after one epoch (epoch 1)." in said, said
+    assert not any("so far" in c or "as the run goes on" in c for c in said), said
+
+
+def test_a_continued_runs_scrubber_counts_epochs_as_its_curve_does(q2_chain, monkeypatch):
+    """The chain's curve counts epochs 0-4 across both runs; the scrubber's slider and caption count the same way
+    (and say which of the run's own epochs that is)."""
+    import json
+
+    runs, first, more, _ = q2_chain
+    monkeypatch.setenv("ARLAB_RUNS_DIR", str(runs))
+    at = served("pages/runs.py", ANN, {"run": more})
+    curve = json.loads(at.get("plotly_chart")[-1].proto.spec)                # the run's curve: the chain's
+    assert [sh["x0"] for sh in curve["layout"]["shapes"] if sh["line"]["dash"] == "dot"] == [2]
+    assert compare.chained(store_of(runs), more)[0].test_epoch == [0, 1, 2, 3, 4]
+    slider = at.select_slider(key=f"scrub:runs:{more}:preview_epoch")
+    assert slider.options == ["3", "4"] and slider.value == 2
+    assert any(c.value.startswith("after epoch 4 (this run's 2nd) · test loss") for c in at.caption)
+    slider.set_value(1).run()
+    assert any(c.value.startswith("after epoch 3 (this run's 1st) · test loss") for c in at.caption)
+    first_page = served("pages/runs.py", ANN, {"run": first})              # a run that continues none: as before
+    assert first_page.select_slider(key=f"scrub:runs:{first}:preview_epoch").options == ["1", "2"]
+    assert any(c.value.startswith("after epoch 2 · test loss") for c in first_page.caption)

@@ -47,12 +47,18 @@ SCRUB_PLAY_SECONDS = 0.6   # how long "play" shows each epoch
 
 def scrub(run_id: str, key: str = ""):
     """A slider (and a play button) over the run's per-epoch sample grids, with the test loss after that epoch;
-    re-read on every interaction, so it follows a run that is still going."""
+    re-read on every interaction, so it follows a run that is still going. A continued run's epochs are numbered
+    as its curve numbers them, on from the runs it continues ("epoch 5 (this run's 2nd)")."""
     view = read_run(run_id)
     prefixes = compare.frame_prefixes(view.artifacts)
     if not prefixes:
         return
     import numpy as np
+
+    from .store import may_view
+
+    offset = compare.epoch_offset(store(), run_id, may_view)   # a continued run: epochs count on, as on its curve
+    going = store().status(run_id).get("state") in ("queued", "running")
 
     with st.expander("⏪ Look back through training: the samples after every epoch", expanded=False):
         names = {p: p.removesuffix("_epoch").replace("_", " ") for p in prefixes}
@@ -62,10 +68,14 @@ def scrub(run_id: str, key: str = ""):
         epochs = [f["epoch"] for f in frames]
         c1, c2 = st.columns([5, 1])
         if len(epochs) > 1:
-            epoch = c1.select_slider("after epoch", epochs, value=epochs[-1], key=f"scrub:{key}:{run_id}:{prefix}")
+            epoch = c1.select_slider("after epoch", epochs, value=epochs[-1], key=f"scrub:{key}:{run_id}:{prefix}",
+                                     format_func=lambda e: str(e + offset),
+                                     help=f"Counted as on the curve: this run continues runs that trained {offset} "
+                                          "epochs before it." if offset else None)
         else:
-            epoch = epochs[0]
-            c1.caption(f"One epoch so far ({epoch}); more appear as the run goes on.")
+            epoch, which = epochs[0], compare.epoch_label(epochs[0], offset)
+            c1.caption(f"Samples after one epoch so far ({which}); more appear as the run goes on." if going else
+                       f"This run kept samples after one epoch ({which}).")
         play = c2.button("▶ play", key=f"scrub:{key}:{run_id}:play", disabled=len(epochs) < 2)
         holder = st.empty()
         unit = (store().status(run_id).get("result") or {}).get("unit", "")
@@ -74,7 +84,7 @@ def scrub(run_id: str, key: str = ""):
             imgs = np.load(store().dir(run_id) / f["npy"])
             loss = f" · test loss {f['test_loss']:.4f} {unit}".rstrip() if f["test_loss"] is not None else ""
             with holder.container():
-                st.caption(f"after epoch {f['epoch']}{loss}")
+                st.caption(f"after {compare.epoch_label(f['epoch'], offset)}{loss}")
                 if "captions" in f:
                     pairs_grid(imgs, f["captions"], scale=3)
                 else:
