@@ -346,3 +346,73 @@ def test_a_continued_runs_scrubber_counts_epochs_as_its_curve_does(q2_chain, mon
     first_page = served("pages/runs.py", ANN, {"run": first})              # a run that continues none: as before
     assert first_page.select_slider(key=f"scrub:runs:{first}:preview_epoch").options == ["1", "2"]
     assert any(c.value.startswith("after epoch 2 · test loss") for c in first_page.caption)
+
+
+# ----------------------------------------------------------------------------------------------- image grids
+def test_every_tile_of_a_captioned_grid_is_one_size_whatever_its_caption(monkeypatch):
+    """Q6's captioned panels: each image is drawn at its pixels' width (here 28 x 5 = 140 px), a long caption or a
+    short one (drawn to fit its column, a tile took its caption's width: 168-218 px in one grid)."""
+    import numpy as np
+    from streamlit.delta_generator import DeltaGenerator
+
+    drawn, image = [], DeltaGenerator.image
+
+    def recorded(self, img, *args, **kwargs):
+        drawn.append(kwargs.get("width", "content"))
+        return image(self, img, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "image", recorded)
+
+    def script():
+        import numpy as np
+
+        import ui
+
+        ui.pairs_grid(np.zeros((9, 28, 28, 3), np.uint8),
+                      ["a"] + ["plain white four on light orange, and more words than fit"] * 4 + ["b"] * 4,
+                      marks=["✓", "✗"] * 4 + ["✓"])
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("image")) == 9 and drawn == [28 * 5] * 9, drawn
+    assert np.asarray(drawn).dtype.kind == "i"
+
+
+# ----------------------------------------------------------------------------------------------- in the browser
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory):
+    """The real app (bench.server.App, a runs folder of its own) and a fresh Chromium page at 1280 x 720."""
+    from pathlib import Path
+
+    from bench.server import CHROMIUM, App, chromium
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (bash lab.sh test installs it as root)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with App(tmp_path_factory.mktemp("walk-browser") / "runs", timeout=240, env={"ARLAB_WARM_TOKENS": "0"}) as app:
+        with sync_playwright() as p:
+            b = chromium(p)
+            try:
+                yield app.url, b.new_context(viewport={"width": 1280, "height": 720}).new_page()
+            finally:
+                b.close()
+
+
+@pytest.mark.browser
+def test_in_the_browser_a_stopped_page_keeps_its_sidebar_and_grid_tiles_are_one_size(browser_page):
+    url, page = browser_page
+    page.goto(url + "/runs", wait_until="networkidle")                 # a new learner: the page stops early
+    page.get_by_text("No runs yet").first.wait_for(timeout=90_000)
+    side = page.locator('[data-testid="stSidebar"]')
+    side.get_by_text("Queue:").first.wait_for(timeout=30_000)
+    assert side.get_by_role("button", name="Your name").count() == 1
+    page.goto(url + "/data_sets", wait_until="networkidle")
+    picker = page.locator('[data-testid="stSelectbox"]').first
+    picker.click(timeout=90_000)
+    page.keyboard.type("mnist-v2")
+    page.keyboard.press("Enter")
+    page.get_by_text("Samples with their captions").wait_for(timeout=120_000)
+    page.wait_for_timeout(2000)
+    tiles = page.locator('[data-testid="stImage"] img')
+    widths = {round(tiles.nth(i).bounding_box()["width"]) for i in range(12)}
+    assert widths == {28 * 6}, widths                                  # the page's 4-a-row grid, scale 6

@@ -13,7 +13,9 @@ from .store import store
 
 
 def pairs_grid(images, captions, marks=None, ncols: int = 3, scale: int = 5):
-    """Images with their captions under them, `ncols` a row (Q6's 3x3 panels); marks: an optional ✓/✗ per pair."""
+    """Images with their captions under them, `ncols` a row (Q6's 3x3 panels); marks: an optional ✓/✗ per pair.
+    Every tile is drawn at one width, its pixels' (scale x the image's width): a caption wraps under its image and
+    never widens it."""
     rgb = viz.to_rgb(images, 4)
     for start in range(0, len(rgb), ncols):
         cols = st.columns(ncols)
@@ -21,7 +23,8 @@ def pairs_grid(images, captions, marks=None, ncols: int = 3, scale: int = 5):
             i = start + j
             if i < len(rgb):
                 mark = f"{marks[i]} " if marks is not None else ""
-                col.image(rgb[i].repeat(scale, 0).repeat(scale, 1), caption=f"{mark}{captions[i]}")
+                tile = rgb[i].repeat(scale, 0).repeat(scale, 1)
+                col.image(tile, caption=f"{mark}{captions[i]}", width=int(tile.shape[1]))
 
 
 def _final_images(view: RunView):
