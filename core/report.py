@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .reasons import pathless
 from . import checkpoints, sources
 from . import questions as registry
 from .figures import (Figure, RunRecord, learned_dist, pairs_figure, samples_figure, text_figure,  # noqa: F401
@@ -130,7 +131,7 @@ def from_run(store, run_id: str, out: Path, progress=None) -> Item:
         try:
             item.figures[name] = str(fig.draw(out / name))
         except (FileNotFoundError, KeyError, ValueError) as e:
-            item.missing[name] = f"{fig.why} ({e})"
+            item.missing[name] = f"{fig.why} ({pathless(e)})"
     item.extra.update(run.extra)
     if not question.has_test_loss:
         item.test_loss, item.unit = None, ""
@@ -191,13 +192,16 @@ def make_item(question: str, dataset: str, source: str, out: Path, runs_root=Non
         return item
     kind, name = sources.parse(source)
     if kind == "pretrained":
-        return from_pretrained(name, out, seed, progress=progress)
-    from .lab import store
+        item = from_pretrained(name, out, seed, progress=progress)
+    else:
+        from .lab import store
 
-    return from_run(store(runs_root), name, out, progress)
+        item = from_run(store(runs_root), name, out, progress)
+    item.missing = {n: pathless(why) for n, why in item.missing.items()}   # the page, summary.json, the write-up
+    return item
 
 
-def build(picks: dict, out, runs_root=None, seed: int = 0, progress=None, explain=str) -> list[Item]:
+def build(picks: dict, out, runs_root=None, seed: int = 0, progress=None, explain=None) -> list[Item]:
     """The write-up from one source per item (picks: {(question, data set): "run:ID" | "pretrained:NAME" | ""}): each
     item's figures, then summary.json and the write-up, into `out`; -> the items.
 
@@ -225,7 +229,8 @@ def build(picks: dict, out, runs_root=None, seed: int = 0, progress=None, explai
             items.append(make_item(q, ds, src, out, runs_root, seed, progress=told))
         except Exception as e:  # noqa: BLE001 - one unreadable source leaves its item missing, not the report
             item = make_item(q, ds, "", out, runs_root)
-            item.missing = {name: f"{src} could not be read ({explain(e)})" for name in item.missing}
+            item.missing = {name: f"{src} could not be read ({pathless((explain or str)(e))})"
+                            for name in item.missing}
             items.append(item)
         done = last
     tell(steps - 1, steps, "writing summary.json")

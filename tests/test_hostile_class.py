@@ -162,3 +162,31 @@ def test_a_crafted_seed_in_a_link_is_refused_in_words_and_the_page_works(runs_di
     assert any("The link's seed" in w.value and "0 to 2147483647" in w.value for w in at.warning)
     assert seed not in " ".join(w.value for w in at.warning)         # the link's value is not echoed back
     assert any(n.label == "seed" and n.value == 0 for n in at.number_input)
+
+
+def test_a_report_item_whose_files_vanished_says_why_without_a_server_path(runs_dir, tmp_path):
+    """A finished run's saved files are deleted (in another tab, or pruned) while the Report draws it: every
+    reason it gives (the page, summary.json, writeup.md) names the file, never the server's path."""
+    from core import report
+
+    store, launcher = fake_store(runs_dir)
+    rid = store.submit(RunSpec("q2a", "shapes", {"epochs": 1}, owner="ada", owner_name="ada"))
+    finish(store, launcher, rid)          # done, with a test loss; its samples.npy is gone when the build draws it
+    store.set_status(rid, result={"test_loss": 0.05, "unit": "nats/dim"})
+    items = report.build({("q2a", "shapes"): f"run:{rid}"}, tmp_path / "out", runs_root=runs_dir)
+    reasons = [why for it in items for why in it.missing.values()]
+    assert reasons, "the vanished files are listed as missing"
+    written = (tmp_path / "out" / "summary.json").read_text() + (tmp_path / "out" / "writeup.md").read_text()
+    for text in reasons + [written]:
+        assert str(runs_dir) not in text and "/tmp" not in text and str(tmp_path) not in text, text
+
+
+def test_every_reason_is_pathless_whatever_it_wraps():
+    from core.engine.worker import failure_reason
+    from core.reasons import pathless
+
+    e = FileNotFoundError(2, "No such file or directory", "/srv/lab/runs/20261204-x/samples.npy")
+    assert failure_reason(e) == "FileNotFoundError: No such file or directory: samples.npy"
+    assert pathless(f"no samples saved ({e})") == "no samples saved ([Errno 2] No such file or directory: 'samples.npy')"
+    assert pathless("2.55 nats/dim after 1/2 of the run") == "2.55 nats/dim after 1/2 of the run"
+    assert "/home" not in pathless("see /home/ada/.cache/arlab/data/mnist.npz and ~/x/y")

@@ -26,4 +26,6 @@ def plain(e) -> str:
     relatively)."""
     from core import ROOT
 
-    return str(e).replace(str(default_root()), "runs").replace(f"{ROOT}/", "").replace(str(ROOT), ".")
+    from core.reasons import pathless
+
+    return pathless(str(e).replace(str(default_root()), "runs").replace(f"{ROOT}/", "").replace(str(ROOT), "."))

@@ -122,6 +122,8 @@ def failure_reason(e: BaseException) -> str:
     (no tracebacks or paths: those go to worker.log)."""
     import errno
 
+    from ..reasons import pathless
+
     if isinstance(e, NonFiniteLoss):
         return str(e)
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
@@ -131,7 +133,7 @@ def failure_reason(e: BaseException) -> str:
             or type(e).__name__ == "OutOfMemoryError":
         return ("out of memory: this run needed more memory than one run may use on this server; lower the batch "
                 "size or the model's size")
-    return f"{type(e).__name__}: {text.replace(str(ROOT), '.')}"
+    return f"{type(e).__name__}: {pathless(e) if isinstance(e, OSError) else pathless(text.replace(str(ROOT), '.'))}"
 
 
 def initial_weights(spec: RunSpec, ctx) -> dict:
