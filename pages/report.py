@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from core import report
+from core import checkpoints, report
 
 ui.in_app()
 
@@ -52,12 +52,30 @@ def build(picks: dict, seed: int) -> dict:
                 "files": {n: (out / n).read_bytes() for n in keep if (out / n).exists()}}
 
 
+@st.cache_resource
+def _shipped_builds() -> dict:
+    """Reports built from shipped checkpoints alone, for the whole server: {(picks, seed, manifest): built}. They
+    are the same for everyone with the same seed, so the second learner to ask gets the first one's at once."""
+    return {}
+
+
 if st.button("Build the report", type="primary", icon="📝", key="report:build",
              disabled=st.session_state.get("report:building", False)):
     st.session_state["report:building"] = True   # one build per session at a time
+    shipped_only = all(not src or src.startswith("pretrained:") for src in picks.values())
+    known = (tuple(sorted(picks.items())), int(seed), checkpoints.MANIFEST.stat().st_mtime_ns) \
+        if shipped_only and checkpoints.MANIFEST.exists() else None
     try:
-        with ui.server_work("building reports"):  # and ARLAB_SERVER_JOBS at a time on the server
-            st.session_state["report:out"] = build(picks, int(seed))
+        if known in _shipped_builds():
+            st.session_state["report:out"] = _shipped_builds()[known]
+        else:
+            with ui.server_work("building reports"):  # ARLAB_SERVER_JOBS at a time, one per learner, fairly
+                st.session_state["report:out"] = built_now = build(picks, int(seed))
+            if known is not None:
+                cache = _shipped_builds()
+                cache[known] = built_now
+                while len(cache) > 4:
+                    cache.pop(next(iter(cache)))
     finally:
         st.session_state["report:building"] = False
 

@@ -190,3 +190,33 @@ def test_every_reason_is_pathless_whatever_it_wraps():
     assert pathless(f"no samples saved ({e})") == "no samples saved ([Errno 2] No such file or directory: 'samples.npy')"
     assert pathless("2.55 nats/dim after 1/2 of the run") == "2.55 nats/dim after 1/2 of the run"
     assert "/home" not in pathless("see /home/ada/.cache/arlab/data/mnist.npz and ~/x/y")
+
+
+def test_a_report_of_shipped_checkpoints_is_built_once_for_the_class(runs_dir, monkeypatch):
+    """The build from shipped checkpoints alone is the same for everyone with the same seed: the second learner
+    (and a second tab) get the first build at once, without taking the server's work slot again."""
+    from core import report
+    from tests.conftest import open_page
+
+    builds = []
+
+    def fake_build(picks, out, runs_root=None, seed=0, progress=None, explain=None):
+        builds.append((tuple(sorted(picks.items())), seed))
+        for name in ("summary.json", "writeup.md", "writeup.pdf"):
+            (out / name).write_text("{}" if name.endswith(".json") else "x")
+        return []
+
+    import streamlit as st
+
+    monkeypatch.setattr(report, "build", fake_build)
+    try:
+        for who in ("ada", "bob", "ada"):
+            at = open_page("pages/report.py", who)
+            next(b for b in at.button if b.label == "Build the report").click().run()
+            assert not at.exception and any("figures made" in c.value for c in at.caption)
+        assert len(builds) == 1 and all(src.startswith("pretrained:") or not src for _, src in builds[0][0])
+        at.number_input(key="report:seed").set_value(1).run()          # another seed: another build
+        next(b for b in at.button if b.label == "Build the report").click().run()
+        assert len(builds) == 2
+    finally:
+        st.cache_resource.clear()   # the fake builds must not be served to a later test in this process
