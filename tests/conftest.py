@@ -28,16 +28,16 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: a file keeps its own order
 
 
-def open_page(page, who=None, query=None, instructor=False):
-    """The app (AppTest) on `page` as learner `who` (a browser token "b:<who>"; None: a new guest), with `query` in
-    its link; fails on any exception the page raised."""
+def open_page(page, who=None, query=None, instructor=False, name=None, timeout=120):
+    """The app (AppTest) on `page` as learner `who` (a browser token "b:<who>", shown as `name`, default `who`;
+    None: a new guest), with `query` in its link; fails on any exception the page raised."""
     from streamlit.testing.v1 import AppTest
 
     from ui.identity import Me
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     if who:
-        at.session_state["me"] = Me(f"b:{who}", who, instructor)
+        at.session_state["me"] = Me(f"b:{who}", name or who, instructor)
     at.run()
     at.switch_page(page)
     for k, v in (query or {}).items():

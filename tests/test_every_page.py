@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, run_in_process
+from tests.conftest import ROOT, open_page, run_in_process
 
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
 ANN = "0123456789abcdef"
@@ -73,18 +72,8 @@ def assert_no_server_path(at, runs: Path):
 
 
 def open_as_ann(page, runs, monkeypatch, query=None, instructor=False):
-    from ui.identity import Me
-
     monkeypatch.setenv("ARLAB_RUNS_DIR", str(runs))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    at.session_state["me"] = Me(f"b:{ANN}", "Ann", instructor)
-    at.run()
-    at.switch_page(page)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(page, ANN, query, instructor, name="Ann", timeout=180)
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import compare
 from core.questions import get
-from tests.conftest import ROOT, run_in_process
+from tests.conftest import ROOT, open_page, run_in_process
 
 ANN, BOB = "0123456789abcdef", "fedcba9876543210"
 NAME_FIELD, KEY_FIELD = "Name shown on your runs", "Instructor key"
@@ -33,18 +33,7 @@ def through_app_py(monkeypatch):
 def served(page, who=None, query=None, instructor=False):
     """The app in AppTest on `page` (app.py: its navigation and sidebar, then the page) as learner `who` (None: a
     new guest), with `query` in its link."""
-    from ui.identity import Me
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if who:
-        at.session_state["me"] = Me(f"b:{who}", "Ann" if who == ANN else "Bob", instructor)
-    at.run()
-    at.switch_page(page)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(page, who, query, instructor, name="Ann" if who == ANN else "Bob")
 
 
 def assert_sidebar(at, key_field=True):
