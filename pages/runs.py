@@ -34,9 +34,10 @@ if who.instructor:   # everyone's first: the class's runs are what an instructor
                           "the whole class.")
 runs = store.list(owner=None if scope == "everyone's" else who.owner)
 # a link shows the runs it names that this learner may open: their own, pinned ones, and one whose share token it carries
-linked = set(st.query_params.get_all("compare")) | {st.query_params.get("run")}
-token = st.query_params.get("share") or ""
-refused = [i for i in linked if i and store.dir_exists(i) and not ui.may_view(i, token)]
+named = set(st.query_params.get_all("compare")) | {st.query_params.get("run")}
+ui.share_for(None, tuple(i for i in named if i))   # a link's token: kept in this session, out of the address
+linked = named | set(ui.shared_runs())
+refused = [i for i in linked if i and store.dir_exists(i) and not ui.may_view(i, ui.share_for(i))]
 runs += [e for e in store.entries() if e["id"] in linked and e not in runs and e["id"] not in refused]
 runs = [_now(r) for r in runs]
 if refused:
@@ -174,6 +175,11 @@ if spec.owner and spec.owner == who.owner:
     if c2.button("Share this run", key=f"runs:share:{run_id}", icon="🔗",
                  help="Makes a link that opens this run (read-only) for whoever you give it to."):
         st.session_state[f"runs:shared:{run_id}"] = store.share(run_id)
+    if store.shared(run_id) and c2.button("Stop sharing", key=f"runs:unshare:{run_id}", icon="🚫",
+                                          help="The links made so far stop opening this run; Share makes a new one."):
+        store.unshare(run_id)
+        st.session_state.pop(f"runs:shared:{run_id}", None)
+        st.rerun()
     if st.session_state.get(f"runs:shared:{run_id}"):
         query = f"run={run_id}&share={st.session_state[f'runs:shared:{run_id}']}"
         link = ui.page_address("runs", query)

@@ -220,3 +220,24 @@ def test_a_report_of_shipped_checkpoints_is_built_once_for_the_class(runs_dir, m
         assert len(builds) == 2
     finally:
         st.cache_resource.clear()   # the fake builds must not be served to a later test in this process
+
+
+def test_a_share_token_is_read_once_kept_for_its_run_and_taken_out_of_the_link(runs_dir):
+    """Bob opens Ada's shared run, then trains his own: his address no longer carries Ada's token, while he can
+    still open her run in this session; Ada's Stop sharing ends the link."""
+    from core.lab import RunSpec, store as make
+    from tests.conftest import open_page, run_in_process
+
+    rid = run_in_process(runs_dir, RunSpec("q1a", "1d-1", {"epochs": 1}, owner="b:ada", owner_name="ada"))
+    store = make(runs_dir)
+    token = store.share(rid)
+    bob = open_page("pages/q1_1d.py", "bob", {"q1a.run": rid, "share": token})
+    assert "share" not in bob.query_params and not any("not yours" in w.value for w in bob.warning)
+    assert bob.session_state["_shares"] == {rid: token}              # for that run only
+    runs = open_page("pages/runs.py", "bob", {"run": rid, "share": token})
+    assert "share" not in runs.query_params and not any("not yours" in w.value for w in runs.warning)
+    ada = open_page("pages/runs.py", "ada", {"run": rid})
+    next(b for b in ada.button if b.label == "Stop sharing").click().run()
+    assert not store.shared(rid)
+    late = open_page("pages/runs.py", "carol", {"run": rid, "share": token})
+    assert any("not yours to open" in w.value for w in late.warning)

@@ -17,7 +17,7 @@ from .forms import (KEPT, current_run, dataset_radio, keep, kept, pick_dataset, 
                     train_panel, with_choices)
 from .identity import Me, auth_configured, me, save_identity, set_name, sign_out  # noqa: F401
 from .instructor import become_instructor  # noqa: F401
-from .links import link_param, page_address  # noqa: F401
+from .links import link_param, page_address, share_for, shared_runs  # noqa: F401
 from .models import model_picker  # noqa: F401
 from .monitor import (BODY_EVERY, LIVE_POINTS, STATE_ICON, STATUS_EVERY, RunView, curve, queue_text,  # noqa: F401
                       read_run, run_monitor, run_samples)

@@ -7,7 +7,7 @@ import streamlit as st
 from core import eta
 from core.engine import InvalidSpec, RunSpec
 
-from .links import _from_link, _link_warn, _opened_with, _set_link, link_param
+from .links import _from_link, _link_warn, _opened_with, _set_link, link_param, share_for
 from .starts import FINETUNE, start_picker
 from .store import device, load_data, may_view, my_runs, store, submit
 from .words import plain
@@ -165,7 +165,7 @@ def current_run(q, dataset: str, key: str | None = None) -> str | None:
         try:
             spec = store().spec(asked)
             if (spec.question, spec.dataset) == (q.key, dataset):
-                if may_view(asked, link_param("share")):
+                if may_view(asked, share_for(asked)):
                     return asked
                 _link_warn("run", "not yours to open")
                 asked = None

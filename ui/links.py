@@ -16,6 +16,25 @@ def link_param(name: str) -> str | None:
     return st.query_params.get(name)
 
 
+def share_for(run_id: str | None, named=()) -> str:
+    """The share token this session holds for `run_id`. A link's `share` is read once, kept in the session for the
+    runs the link names (`named`, default the run itself) and taken out of the address, so a link the learner copies
+    later ("my settings", their own run) never hands the token on."""
+    shares = st.session_state.setdefault("_shares", {})
+    token = st.query_params.get("share")
+    if token:
+        for rid in (named or (run_id,)):
+            if rid:
+                shares[rid] = token
+        del st.query_params["share"]
+    return shares.get(run_id, "") if run_id else ""
+
+
+def shared_runs() -> list[str]:
+    """The runs this session opened through a share link."""
+    return list(st.session_state.get("_shares", {}))
+
+
 def _set_link(name: str, value) -> None:
     if value is None:
         if name in st.query_params:
