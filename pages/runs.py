@@ -49,6 +49,16 @@ if not runs:
             if others else "No runs yet. Start one from a question page.")
     st.stop()
 by_id = {r["id"]: r for r in runs}
+use, keep_gb = store.disk_use(), store.policy.keep_gb
+st.caption(f"Your runs take {use.get(who.owner, 0) / 2**20:,.1f} MB of this server's disk"
+           + (f" (all runs may take {keep_gb:g} GB; over that, the oldest finished run of whoever's runs take the "
+              "most goes first)" if keep_gb else "") + ".")
+if who.instructor and use:
+    with st.expander("Disk per learner"):
+        names = {e["spec"].get("owner") or "": e["spec"].get("owner_name") or "" for e in store.entries()}
+        st.dataframe([{"learner": ui.display_name(names.get(o)) if o else "no owner (command line)",
+                       "MB": round(b / 2**20, 1)} for o, b in sorted(use.items(), key=lambda kv: -kv[1])],
+                     hide_index=True)
 
 
 def _when(ts):

@@ -241,3 +241,18 @@ def test_a_share_token_is_read_once_kept_for_its_run_and_taken_out_of_the_link(r
     assert not store.shared(rid)
     late = open_page("pages/runs.py", "carol", {"run": rid, "share": token})
     assert any("not yours to open" in w.value for w in late.warning)
+
+
+def test_the_runs_page_says_how_much_disk_a_learners_runs_take(runs_dir):
+    from core.lab import RunSpec
+    from tests.conftest import open_page, run_in_process
+
+    rid = run_in_process(runs_dir, RunSpec("q1a", "1d-1", {"epochs": 1}, owner="b:ada", owner_name="ada"))
+    (runs_dir / rid / "big.bin").write_bytes(b"\0" * 3 * 2**20)
+    ada = open_page("pages/runs.py", "ada")
+    assert any(c.value.startswith("Your runs take 3.") and "MB" in c.value for c in ada.caption)
+    bob = open_page("pages/runs.py", "bob")
+    assert not any("Your runs take 3." in c.value for c in bob.caption)   # Ada's use is not Bob's
+    prof = open_page("pages/runs.py", "prof", instructor=True)
+    rows = next(d.value for d in prof.dataframe if "learner" in d.value.columns)
+    assert list(rows["learner"]) == ["ada"] and rows["MB"].iloc[0] >= 3

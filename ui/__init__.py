@@ -15,7 +15,7 @@ from core.engine import InvalidSpec, RunSpec  # noqa: F401  (pages reach the eng
 
 from .forms import (KEPT, current_run, dataset_radio, keep, kept, pick_dataset, quick_time,  # noqa: F401
                     train_panel, with_choices)
-from .identity import Me, auth_configured, me, save_identity, set_name, sign_out  # noqa: F401
+from .identity import Me, auth_configured, display_name, me, save_identity, set_name, sign_out  # noqa: F401
 from .instructor import become_instructor  # noqa: F401
 from .links import link_param, page_address, share_for, shared_runs  # noqa: F401
 from .models import model_picker  # noqa: F401
