@@ -453,10 +453,14 @@ class RunStore:
                     self.set_status(rid, state="cancelled", ended=now, handle=None,
                                     reason=(d / "cancel").read_text().strip() or "cancelled")
                     continue
-                if not st.get("began") and getattr(self.launcher, "cluster", False) and st.get("requeued", 0) < 3:
-                    # placed on a cluster, gone before its worker began (e.g. the head restarted): queue it again
+                warm = bool(self.handle(st).get("warm"))
+                if not st.get("began") and (warm or getattr(self.launcher, "cluster", False)) \
+                        and st.get("requeued", 0) < 3:
+                    # placed on a cluster, gone before its worker began (e.g. the head restarted), or handed to a warm
+                    # worker that died before it began the run: queue it again
                     self.set_status(rid, state="queued", handle=None, requeued=st.get("requeued", 0) + 1,
-                                    note="its cluster job vanished before it began: queued again")
+                                    note="its warm worker ended before it began: queued again" if warm else
+                                    "its cluster job vanished before it began: queued again")
                     continue
                 why = getattr(self.launcher, "ended_reason", None)
                 self._fail(rid, (why(d, self.handle(st)) + "; see worker.log") if why else
@@ -520,6 +524,12 @@ class RunStore:
                 self.set_status(rid, state="running", handle=handle, pid=handle.get("pid"), started=time.time())
                 per_owner[o] = per_owner.get(o, 0) + 1
                 started.append(rid)
+            if hasattr(self.launcher, "keep_warm") and (started or running or any(
+                    e["status"].get("state") == "queued" for e in entries)):
+                try:
+                    self.launcher.keep_warm(self.root)   # while a class trains, the next run's worker waits warm
+                except OSError:
+                    pass
         return started
 
     def position(self, run_id: str) -> dict | None:

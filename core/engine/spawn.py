@@ -12,7 +12,7 @@ WORKER_MODULE = "core.engine.worker"
 # cluster's dashboard).
 WORKER_SETTINGS = ("ARLAB_RUNS_DIR", "ARLAB_DATA_DIR", "ARLAB_POETRY", "ARLAB_SLOTS", "ARLAB_WORKER_MEM_MB",
                    "ARLAB_WORKER_NICE", "ARLAB_MAX_STEPS", "ARLAB_MAX_TRAIN_POINTS", "ARLAB_LAUNCHER",
-                   "ARLAB_GPU_SHARE", "ARLAB_THREADS",
+                   "ARLAB_GPU_SHARE", "ARLAB_THREADS", "ARLAB_WARM_WORKERS",
                    # a local worker starts the next queued run when it ends: the queue's settings, as the server's
                    "ARLAB_MAX_WORKERS", "ARLAB_OWNER_RUNNING", "ARLAB_OWNER_QUEUED", "ARLAB_QUEUE_MAX",
                    "ARLAB_RUN_BUDGET_S", "ARLAB_CANCEL_GRACE_S", "ARLAB_KEEP_DAYS", "ARLAB_KEEP_GB")

@@ -1,4 +1,5 @@
 """One run, in its own process:  python -m core.engine.worker RUN_DIR
+(or started ahead, warm:  python -m core.engine.worker --warm POOL TOKEN, waiting for the one run it is handed)
 
 Reads spec.json, runs the question it names (`core.questions.get(key).run(spec, ctx)`: the one place the engine
 meets the questions), appends events, and ends the run in exactly one of done / cancelled / failed (with the
@@ -152,7 +153,7 @@ def _remove_temp_files(run_dir: Path) -> None:
         f.unlink(missing_ok=True)
 
 
-def main(run_dir: str, own_process: bool = False) -> int:
+def main(run_dir: str, own_process: bool = False, niced: bool = False) -> int:
     """Run the run in `run_dir`. own_process: this is the worker's own process (python -m core.engine.worker), so it
     may cap its memory; a caller running a run in-process (tests, scripts) keeps its own limits."""
     run_dir = Path(run_dir).resolve()
@@ -175,7 +176,7 @@ def main(run_dir: str, own_process: bool = False) -> int:
                 torch.cuda.set_per_process_memory_fraction(share)
         elif own_process:
             limit_memory()
-        if own_process:
+        if own_process and not niced:
             # below the server in the CPU's queue: pages answer at once, and training still gets every idle cycle
             os.nice(int(os.environ.get("ARLAB_WORKER_NICE", "10") or 0))
         store.set_status(run_id, state="running", pid=os.getpid(), device=device, began=time.time(),
@@ -224,7 +225,73 @@ def main(run_dir: str, own_process: bool = False) -> int:
             traceback.print_exc()
 
 
+def warm_up() -> None:
+    """What every run's first seconds went to, done ahead: torch and the questions imported (~0.9 s here), and the
+    optimisers' first step (~1 s: torch compiles their kernels' helpers on first use)."""
+    import torch
+
+    from .. import questions  # noqa: F401
+    from .. import checkpoints, data, train  # noqa: F401
+
+    p = torch.zeros(2, requires_grad=True)
+    for opt in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+        o = opt([p], lr=0.1)
+        (p * p).sum().backward()
+        o.step()
+
+
+WARM_POLL_S = 0.02
+WARM_IDLE_S = 120.0   # a warm worker nobody took in this long leaves (a quiet server, or one that stopped, keeps none)
+
+
+def warm_main(pool: str, token: str) -> int:
+    """A warm worker: python -m core.engine.worker --warm POOL TOKEN. Warms up, says so (<token>.ready), waits for
+    the one run a launcher hands it (<token>.run, written after it claimed <token>.wait), runs it as a cold worker
+    would (its own log, threads and settings) and exits. Leaves when its pool is gone or nobody took it in time."""
+    pool_dir = Path(pool)
+    me = {s: pool_dir / f"{token}.{s}" for s in ("wait", "claimed", "run", "ready", "log")}
+    try:
+        os.nice(int(os.environ.get("ARLAB_WORKER_NICE", "10") or 0))
+        warm_up()
+        me["ready"].touch()
+    except Exception:  # noqa: BLE001 - a worker that cannot warm up leaves; the pool starts another or runs go cold
+        traceback.print_exc()
+        _leave(me)
+        return 1
+    t0 = time.time()
+    while not me["run"].exists():
+        if not pool_dir.is_dir() or time.time() - t0 > WARM_IDLE_S:
+            if _leave(me):
+                return 0
+        time.sleep(WARM_POLL_S)
+    order = json.loads(me["run"].read_text())
+    for f in me.values():
+        f.unlink(missing_ok=True)
+    run_dir = Path(order["run_dir"])
+    os.environ.update({**order.get("env", {}), "ARLAB_THREADS": str(order.get("threads", 1))})
+    with open(run_dir / "worker.log", "ab") as log:   # the run's log, as a cold worker's
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    with RunStore(run_dir.parent)._lock():
+        pass   # the launcher that handed the run holds the queue's lock until it has noted the handle: wait for that
+    return main(str(run_dir), own_process=True, niced=True)
+
+
+def _leave(me: dict) -> bool:
+    """Leave the pool unless a launcher claimed this worker meanwhile (then it must wait for its run)."""
+    try:
+        os.rename(me["wait"], me["log"].with_suffix(".gone"))
+    except FileNotFoundError:
+        if me["claimed"].exists() or me["run"].exists():
+            return False
+    for f in (me["ready"], me["log"].with_suffix(".gone"), me["log"]):
+        f.unlink(missing_ok=True)
+    return True
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--warm":
+        sys.exit(warm_main(sys.argv[2], sys.argv[3]))
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m core.engine.worker RUN_DIR")
+        sys.exit("usage: python -m core.engine.worker RUN_DIR  |  --warm POOL TOKEN")
     sys.exit(main(sys.argv[1], own_process=True))
