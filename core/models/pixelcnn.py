@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from core.models import evaluating
 from core.models.masked import MaskedConv2d, StepState, mask_array
 
-__all__ = ["PixelCNN", "Q2A", "Q2B", "check_args", "loss", "per_pixel_probs", "sample", "receptive_field",
-           "receptive_field_height", "mask_array", "MaskedConv2d"]
+__all__ = ["PixelCNN", "Q2A", "Q2B", "check_args", "loss", "per_pixel_probs", "per_pixel_nll", "sample",
+           "receptive_field", "receptive_field_height", "mask_array", "MaskedConv2d", "channel_mask",
+           "centre_dependence", "sampler_cache"]
 
 # the homework's nets (spec.md, Q2); the constructor's defaults are Q2A
 Q2A = dict(in_channels=1, n_values=2, filters=64, n_layers=5, kernel_size=7, residual=False, layer_norm=False)
@@ -153,6 +154,14 @@ def per_pixel_probs(model: PixelCNN, x: torch.Tensor) -> torch.Tensor:
     return torch.softmax(model(x).float(), -1)
 
 
+@torch.inference_mode()
+def per_pixel_nll(model: PixelCNN, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x_i^c | x_<i) in nats for every pixel channel of x (B, H, W, C) ints, from one full forward:
+    (B, H, W, C). Its sum over an image is that image's negative log-likelihood, the image's loss x H*W*C."""
+    logp = torch.log_softmax(model(x).float(), -1)
+    return -logp.gather(-1, x.long()[..., None])[..., 0]
+
+
 def receptive_field_height(model: PixelCNN) -> int:
     """Rows above a pixel that can reach it: k//2 per masked kxk layer."""
     return sum(m.kernel_size[0] // 2 for m in model.masked_convs())
@@ -274,3 +283,66 @@ def receptive_field(model_or_config, row: int, col: int, H: int, W: int, seed: i
         out = model.logits(h)[:, row, col]                 # (4, C, V)
         (grad,) = torch.autograd.grad((out * coef).sum(), h)
     return (grad.abs().sum((0, 1)) > 0).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------- colour channels
+def channel_mask(kind: str, k: int, in_channels: int, out_channels: int, groups: int = 3) -> np.ndarray:
+    """(out_channels, in_channels, k, k) bool: the PixelCNN paper's channel-ordered mask (R -> G -> B), which this
+    lab does NOT use (its colour channels are independent given the earlier pixels; see mask_array).
+
+    Channels are split into `groups` contiguous groups (group g = R, G, B for g = 0, 1, 2; an image's 3 channels
+    are one each; the logits c*n_values + v fall into group c). Earlier pixels: every output channel sees every
+    input channel. At the centre, output group g sees input groups < g (type A) or <= g (type B): type B differs
+    from type A only on the diagonal, a channel's own group. Later pixels: nothing."""
+    for n, what in ((in_channels, "in_channels"), (out_channels, "out_channels")):
+        if n < groups or n % groups:
+            raise ValueError(f"{what} ({n}) must be a multiple of the {groups} channel groups")
+    spatial = mask_array("A", k)                                   # earlier pixels only
+    g_in = np.arange(in_channels) * groups // in_channels
+    g_out = np.arange(out_channels) * groups // out_channels
+    m = np.broadcast_to(spatial, (out_channels, in_channels, k, k)).copy()
+    centre = g_in[None, :] < g_out[:, None] if kind == "A" else g_in[None, :] <= g_out[:, None]
+    if kind not in ("A", "B"):
+        raise ValueError(f"mask kind must be 'A' or 'B', got {kind!r}")
+    m[:, :, k // 2, k // 2] = centre
+    return m
+
+
+def centre_dependence(model: PixelCNN, H: int = 8, W: int = 8, seed: int = 0, left: int = 0) -> np.ndarray:
+    """(C, C) bool, measured: [c_out, c_in] = whether the predicted distribution of channel c_out at a pixel
+    depends on the input value of channel c_in at that same pixel (left=1: at the pixel just left of it)
+    (gradients of random projections of the logits at the centre pixel, over a few random inputs). A net with
+    independent channels (this lab's): all False at the pixel itself, all True at the pixel before it; the
+    paper's channel-ordered masks: True exactly below the diagonal at the pixel itself."""
+    row, col = H // 2, W // 2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        device = next(model.parameters()).device
+        C, V = model.in_channels, model.n_values
+        h = torch.randn(4, C, H, W, device=device)
+        coef = torch.randn(4, C, V, device=device)
+    out = np.zeros((C, C), dtype=bool)
+    with torch.enable_grad():
+        h.requires_grad_(True)
+        logits = model.logits(h)[:, row, col]             # (4, C, V)
+        for c in range(C):
+            (grad,) = torch.autograd.grad((logits[:, c] * coef[:, c]).sum(), h, retain_graph=c < C - 1)
+            out[c] = (grad[:, :, row, col - left].abs().sum(0) > 0).cpu().numpy()
+    return out
+
+
+def sampler_cache(model: PixelCNN, H: int, W: int, n: int = 1) -> list[dict]:
+    """What the fast sampler (sample(fast=True)) caches for n images of H x W, read from the StepState its
+    stepper builds: one row per masked k x k conv (k > 1): the layer's name, kind, kernel, the cached tensor's
+    shape (n, Cin, H + p, W + 2p: the layer's input, zero-padded, after its ReLU when it has one), its numbers,
+    and the window a step reads (Cin, p + 1, k) to compute the layer's output at one position. 1 x 1 convs keep
+    no cache: their output at a position needs only their input there."""
+    names = {m: name for name, m in model.named_modules()}
+    x = torch.zeros(n, H, W, model.in_channels, dtype=torch.long, device=next(model.parameters()).device)
+    rows = []
+    for layer, (cache, _) in _Incremental(model, x).state.layers.items():
+        p, k = layer.kernel_size[0] // 2, layer.kernel_size[0]
+        rows.append(dict(layer=names[layer], kind=layer.kind, kernel=k, relu_input=layer.relu_input,
+                         shape=tuple(cache.shape), numbers=cache.numel(), bytes=cache.numel() * cache.element_size(),
+                         window=(layer.in_channels, p + 1, k)))
+    return rows
